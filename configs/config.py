@@ -1,0 +1,154 @@
+"""Frozen configuration dataclasses. Everything below `main.py`/`flags/` takes these, never flags.
+
+Variants are made with `dataclasses.replace`; named presets live in `configs/presets.py`.
+"""
+import dataclasses
+from typing import Tuple
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSourceConfig:
+  """One source in the training stream.
+
+  Attributes:
+    dataset: registered data source name (`gettext`, `parallel_text`, `tsv`).
+    data_dir: directory (parallel_text) or file path (tsv); unused by gettext.
+    weight: sampling weight of this source when several are mixed.
+  """
+  dataset: str = "gettext"
+  data_dir: str = ""
+  weight: float = 1.0
+
+
+@dataclasses.dataclass(frozen=True)
+class DataConfig:
+  """Data sources, tokenisation and batching.
+
+  Attributes:
+    sources: the main (translation) source first, then any extra sources mixed in.
+    source_lang / target_lang: language codes (e.g. `en`, `de`).
+    vocab_size: sentencepiece vocabulary size (ids 0..3 are pad/unk/bos/eos).
+    joint_vocab: one vocabulary for both sides (else one per side).
+    batch_tokens: token budget per batch (max of source/target padded tokens).
+    max_length: examples with more subword tokens on either side are dropped (and counted).
+    shuffle_buffer: examples in the shuffle buffer of the training stream.
+  """
+  sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),)
+  source_lang: str = "en"
+  target_lang: str = "de"
+  vocab_size: int = 8000
+  joint_vocab: bool = True
+  batch_tokens: int = 2048
+  max_length: int = 64
+  shuffle_buffer: int = 20000
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelConfig:
+  """Architecture. Transformer fields apply to `transformer`, rnn_* to `rnn`.
+
+  Attributes:
+    model: `transformer` or `rnn`.
+    d_model: embedding / hidden width.
+    num_layers: encoder and decoder layers (each).
+    num_heads: attention heads (Transformer).
+    ffn_dim: feed-forward inner width (Transformer).
+    dropout: dropout rate on residuals, attention and embeddings.
+    tie_embeddings: share source/target embedding and output projection (needs joint vocab).
+    summary: how the Transformer pools `encoder_summary`: mean|max|first|attention.
+    rnn_cell: `lstm` or `gru`.
+  """
+  model: str = "transformer"
+  d_model: int = 256
+  num_layers: int = 3
+  num_heads: int = 4
+  ffn_dim: int = 1024
+  dropout: float = 0.1
+  tie_embeddings: bool = True
+  summary: str = "mean"
+  rnn_cell: str = "lstm"
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+  """Optimisation and run control.
+
+  Attributes:
+    train_steps: optimizer steps in total (a rerun resumes up to this number).
+    learning_rate: peak learning rate.
+    warmup_steps: linear warm-up steps, then inverse square root decay (Transformer) or
+      constant then plateau-free decay (RNN).
+    label_smoothing: for the translation cross-entropy.
+    clip_norm: global-norm clip of the combined gradient (0 = off).
+    seed: global seed; every variable's initial value derives from (seed, component).
+    deterministic: enable TF op determinism and a fixed data order.
+    combiner: registered loss combiner name.
+    checkpoint_every / eval_every / log_every: intervals in steps.
+    keep_checkpoints: checkpoints kept by the manager.
+    precision: float32 | mixed_bfloat16 | mixed_float16.
+  """
+  train_steps: int = 2000
+  learning_rate: float = 1e-3
+  warmup_steps: int = 400
+  label_smoothing: float = 0.1
+  clip_norm: float = 1.0
+  seed: int = 1234
+  deterministic: bool = False
+  combiner: str = "fixed"
+  checkpoint_every: int = 500
+  eval_every: int = 0
+  log_every: int = 50
+  keep_checkpoints: int = 5
+  precision: str = "float32"
+  max_minutes: float = 0.0
+
+
+@dataclasses.dataclass(frozen=True)
+class EvalConfig:
+  """Decoding and evaluation I/O.
+
+  Attributes:
+    beam_size: 1 = greedy.
+    length_penalty: GNMT alpha; 0 = none.
+    max_decode_length: hard cap on output tokens (also relative: source length * 2 + 10).
+    split: split for `--mode=evaluate` when no input file is given.
+    input_file / output_file / reference_file: evaluate and translate I/O.
+    output_format: text | jsonl.
+    eval_batch_size: sentences per decoding batch.
+  """
+  beam_size: int = 4
+  length_penalty: float = 0.6
+  max_decode_length: int = 128
+  split: str = "test"
+  input_file: str = ""
+  output_file: str = ""
+  reference_file: str = ""
+  output_format: str = "text"
+  eval_batch_size: int = 64
+  max_eval_examples: int = 0
+
+
+@dataclasses.dataclass(frozen=True)
+class HeadSpec:
+  """One auxiliary head as requested: its registered name and raw option strings."""
+  name: str
+  options: Tuple[Tuple[str, str], ...] = ()
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+  """Everything a mode needs."""
+  mode: str = "train"
+  workdir: str = "workdir"
+  overwrite: bool = False
+  model: ModelConfig = ModelConfig()
+  data: DataConfig = DataConfig()
+  train: TrainConfig = TrainConfig()
+  eval: EvalConfig = EvalConfig()
+  heads: Tuple[HeadSpec, ...] = ()
+  head_modules: Tuple[str, ...] = ()
+
+
+def to_dict(config) -> dict:
+  """JSON-ready nested dict of a config (tuples become lists)."""
+  return dataclasses.asdict(config)
