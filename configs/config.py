@@ -78,7 +78,6 @@ class TrainConfig:
     learning_rate: peak learning rate.
     warmup_steps: linear warm-up steps, then inverse square root decay (Transformer) or
       constant then plateau-free decay (RNN).
-    label_smoothing: for the translation cross-entropy.
     clip_norm: global-norm clip of the combined gradient (0 = off).
     seed: global seed; every variable's initial value derives from (seed, component).
     deterministic: enable TF op determinism and a fixed data order.
@@ -86,11 +85,14 @@ class TrainConfig:
     checkpoint_every / eval_every / log_every: intervals in steps.
     keep_checkpoints: checkpoints kept by the manager.
     precision: float32 | mixed_bfloat16 | mixed_float16.
+    max_minutes: stop training after this wall time (0 = no limit); a rerun continues.
+    on_nonfinite: `stop` (name the loss term, keep the last good checkpoint) or `skip` the step.
+    select_metric: validation metric that picks the best checkpoint (direction from the metric).
+    jit_compile: XLA-compile the train step.
   """
   train_steps: int = 2000
   learning_rate: float = 1e-3
   warmup_steps: int = 400
-  label_smoothing: float = 0.1
   clip_norm: float = 1.0
   seed: int = 1234
   deterministic: bool = False
@@ -101,6 +103,9 @@ class TrainConfig:
   keep_checkpoints: int = 5
   precision: str = "float32"
   max_minutes: float = 0.0
+  on_nonfinite: str = "stop"
+  select_metric: str = "bleu"
+  jit_compile: bool = False
 
 
 @dataclasses.dataclass(frozen=True)

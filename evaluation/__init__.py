@@ -1,0 +1,1 @@
+"""Translation metrics (sacreBLEU) and translate-and-score."""

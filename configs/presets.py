@@ -1,0 +1,66 @@
+"""Named presets: registered functions returning a Config; the docstring gives command + result."""
+import dataclasses
+from typing import Callable, Dict
+
+from configs.config import (Config, DataConfig, DataSourceConfig, EvalConfig, ModelConfig,
+                            TrainConfig)
+from configs.errors import UserError
+
+_PRESETS: Dict[str, Callable[[], Config]] = {}
+
+
+def register_preset(fn: Callable[[], Config]) -> Callable[[], Config]:
+  if fn.__name__ in _PRESETS:
+    raise ValueError(f"preset {fn.__name__!r} is already registered")
+  _PRESETS[fn.__name__] = fn
+  return fn
+
+
+def get_preset(name: str) -> Callable[[], Config]:
+  if name not in _PRESETS:
+    raise UserError(f"unknown preset {name!r}; known presets: {', '.join(sorted(_PRESETS))}")
+  return _PRESETS[name]
+
+
+def describe_presets() -> str:
+  lines = []
+  for name, fn in sorted(_PRESETS.items()):
+    doc = (fn.__doc__ or "").strip().splitlines()
+    lines.append(f"{name}: {doc[0] if doc else ''}")
+  return "\n".join(lines)
+
+
+@register_preset
+def default() -> Config:
+  """The default job (`python main.py`): small Transformer on gettext English->German."""
+  return Config()
+
+
+@register_preset
+def tiny() -> Config:
+  """A seconds-long smoke run (tests, CI): 1+1 layers, d_model 32, 500-piece vocabulary."""
+  return dataclasses.replace(
+      Config(),
+      model=ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, dropout=0.0),
+      data=DataConfig(vocab_size=500, batch_tokens=512, max_length=32),
+      train=TrainConfig(train_steps=20, warmup_steps=10, checkpoint_every=10, log_every=10),
+      eval=EvalConfig(beam_size=2, max_decode_length=40, max_eval_examples=50))
+
+
+@register_preset
+def multi30k_transformer() -> Config:
+  """Multi30k English->German, Transformer 3+3 d256 (needs --data_dir=../shared/data/multi30k)."""
+  return dataclasses.replace(
+      Config(),
+      data=DataConfig(sources=(DataSourceConfig("parallel_text", "../shared/data/multi30k"),),
+                      vocab_size=8000, batch_tokens=2048, max_length=80),
+      train=TrainConfig(train_steps=4000, learning_rate=1e-3, warmup_steps=800,
+                        checkpoint_every=500, eval_every=1000))
+
+
+@register_preset
+def multi30k_rnn() -> Config:
+  """Multi30k English->German, bidirectional LSTM encoder + attentional LSTM decoder."""
+  base = multi30k_transformer()
+  return dataclasses.replace(base, model=ModelConfig(model="rnn", d_model=256, num_layers=1,
+                                                     dropout=0.2, tie_embeddings=True))

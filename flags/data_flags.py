@@ -1,0 +1,16 @@
+"""Data: source, languages, vocabulary, batching."""
+from absl import flags
+
+flags.DEFINE_string("dataset", "gettext", "Main (translation) dataset: gettext (English->X from "
+                    "this machine's catalogs), parallel_text, tsv. See --list_datasets.")
+flags.DEFINE_string("data_dir", "", "Directory of the dataset (parallel_text: train/val/test*.<lang> "
+                    "files) or file (tsv).")
+flags.DEFINE_string("source_lang", "en", "Source language code.")
+flags.DEFINE_string("target_lang", "de", "Target language code.")
+flags.DEFINE_string("mix", "", "Extra sources mixed into the training stream: "
+                    "'NAME:WEIGHT[:DATA_DIR],...', e.g. 'tsv:0.2' (the embedded Airbnb listings). "
+                    "The main dataset has weight 1.")
+flags.DEFINE_integer("vocab_size", 8000, "SentencePiece vocabulary size.")
+flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
+flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
+flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in subwords.")

@@ -1,0 +1,14 @@
+"""Decoding and evaluation I/O."""
+from absl import flags
+
+flags.DEFINE_integer("beam_size", 4, "Beam size (1 = greedy).")
+flags.DEFINE_float("length_penalty", 0.6, "GNMT length penalty alpha (0 = none).")
+flags.DEFINE_integer("max_decode_length", 128, "Maximum output length in subwords.")
+flags.DEFINE_string("split", "test", "Split scored by --mode=evaluate (train, validation, test).")
+flags.DEFINE_string("input_file", "", "Source sentences, one a line (evaluate/translate).")
+flags.DEFINE_string("output_file", "", "Where translations go (default stdout / WORKDIR).")
+flags.DEFINE_string("reference_file", "", "Reference translations for --input_file (evaluate).")
+flags.DEFINE_enum("output_format", "text", ["text", "jsonl"], "Translate output: plain text, or "
+                  "JSON lines with every head's prediction.")
+flags.DEFINE_integer("eval_batch_size", 64, "Sentences per decoding batch.")
+flags.DEFINE_integer("max_eval_examples", 0, "Score only the first N examples (0 = all).")

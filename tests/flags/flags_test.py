@@ -1,0 +1,72 @@
+"""Flags stay at the edge, and the flags -> Config conversion honours preset < explicit flag."""
+import pathlib
+import re
+
+import pytest
+from absl import flags as absl_flags
+
+import flags as app_flags
+from configs.errors import UserError
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def parse():
+  def _parse(*args):
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["main.py", *args])
+    return app_flags.config_from_flags()
+  yield _parse
+  absl_flags.FLAGS.unparse_flags()
+
+
+def test_only_main_and_flags_import_absl_flags():
+  pattern = re.compile(r"^\s*(from absl import .*\bflags\b|import absl\.flags|from absl\.flags)",
+                       re.M)
+  offenders = [str(p.relative_to(ROOT)) for p in ROOT.rglob("*.py")
+               if ".venv" not in p.parts and "tests" not in p.parts
+               and p.parts[len(ROOT.parts)] != "flags" and p.name != "main.py"
+               and pattern.search(p.read_text(encoding="utf-8"))]
+  assert offenders == []
+
+
+def test_every_flag_has_help_and_default():
+  module_flags = {}
+  for module in ("run_flags", "data_flags", "model_flags", "train_flags", "eval_flags",
+                 "head_flags"):
+    for f in absl_flags.FLAGS.get_flags_for_module(f"flags.{module}"):
+      module_flags[f.name] = f
+  assert len(module_flags) > 40
+  for name, f in module_flags.items():
+    assert f.help and f.help != "(no help available)", name
+    assert f.default is not None, name
+
+
+def test_defaults_are_the_default_job(parse):
+  config = parse()
+  assert config.model.model == "transformer"
+  assert config.data.sources[0].dataset == "gettext"
+  assert (config.data.source_lang, config.data.target_lang) == ("en", "de")
+
+
+def test_preset_then_explicit_flags_override(parse):
+  config = parse("--preset=tiny", "--d_model=48", "--train_steps=7")
+  assert config.model.d_model == 48          # explicit flag wins
+  assert config.model.num_layers == 1        # from the preset
+  assert config.train.train_steps == 7
+  assert config.data.vocab_size == 500       # preset value, flag not given
+
+
+def test_mix_and_dataset(parse):
+  config = parse("--dataset=parallel_text", "--data_dir=/x", "--mix=tsv:0.25")
+  sources = config.data.sources
+  assert [(s.dataset, s.data_dir, s.weight) for s in sources] == [
+      ("parallel_text", "/x", 1.0), ("tsv", "", 0.25)]
+  with pytest.raises(UserError, match="numeric weight"):
+    parse("--mix=tsv:lots")
+
+
+def test_unknown_preset_lists_known(parse):
+  with pytest.raises(UserError, match="known presets: .*tiny"):
+    parse("--preset=huge")

@@ -1,0 +1,118 @@
+"""Builds what every mode needs from a Config: data, model, heads, combiner, optimizer, checkpoints.
+
+Construction order and seeding make initial weights independent of which heads exist: the model
+and each head are constructed under a seed derived from (seed, their own path).
+"""
+import dataclasses
+import os
+from typing import List
+
+import keras
+import numpy as np
+import tensorflow as tf
+
+import data as data_lib
+from configs.config import Config
+from configs.errors import UserError
+from heads import spec as head_spec
+from heads.base import Head, HeadContext
+from heads.registry import get_head_class
+from model.seeding import component_seed
+from model.seq2seq import build_model
+from training import combine
+from training.schedules import InverseSqrtWarmup
+from training.step import compute_losses
+
+PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
+
+
+@dataclasses.dataclass
+class Components:
+  config: Config
+  bundle: object
+  model: keras.Model
+  heads: List[Head]
+  combiner: combine.Combiner
+  optimizer: keras.optimizers.Optimizer
+  step: tf.Variable
+  term_names: tuple
+
+
+def set_precision(precision: str) -> None:
+  if precision not in PRECISIONS:
+    raise UserError(f"unknown --precision {precision!r}; known: {', '.join(PRECISIONS)}")
+  keras.mixed_precision.set_global_policy(precision)
+
+
+def _dummy_batch() -> dict:
+  """Two examples: one translated, one priced without translation (builds lazy variables)."""
+  return {"source": tf.constant([[5, 6, 3], [7, 3, 0]], tf.int32),
+          "target_in": tf.constant([[2, 5, 6], [0, 0, 0]], tf.int32),
+          "target_out": tf.constant([[5, 6, 3], [0, 0, 0]], tf.int32),
+          "price": tf.constant([np.nan, 80.0], tf.float32),
+          "domain": tf.constant([0, -1], tf.int32)}
+
+
+def make_optimizer(config: Config, variables) -> keras.optimizers.Optimizer:
+  train = config.train
+  schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
+  optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
+                                    global_clipnorm=train.clip_norm or None)
+  if train.precision == "mixed_float16":
+    optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
+  optimizer.build(variables)
+  return optimizer
+
+
+def build_components(config: Config) -> Components:
+  """Everything a mode needs, freshly initialised (restore a checkpoint afterwards)."""
+  train = config.train
+  if train.deterministic:
+    tf.config.experimental.enable_op_determinism()
+  set_precision(train.precision)
+  head_spec.import_head_modules(config.head_modules)
+  for spec in config.heads:  # unknown heads/options fail before any data work
+    head_spec.make_options(get_head_class(spec.name), spec)
+  bundle = data_lib.load_data(config.data, config.workdir, train.seed)
+  with component_seed(train.seed, "model"):
+    model = build_model(config.model, bundle.source_tokenizer.vocab_size,
+                        bundle.target_tokenizer.vocab_size)
+  context = HeadContext(
+      vocab_size=bundle.target_tokenizer.vocab_size, d_model=config.model.d_model,
+      summary_dim=model.summary_dim, num_layers=model.num_cross_attention_layers,
+      num_attention_heads=model.num_attention_heads, label_info=bundle.label_info,
+      seed=train.seed)
+  heads = head_spec.build_heads(config.heads, context)
+  _, losses, _, _ = compute_losses(model, heads, _dummy_batch(), training=False)
+  term_names = tuple(losses)
+  with component_seed(train.seed, "combiner"):
+    combiner = combine.get_combiner_class(train.combiner)(term_names)
+  from training.step import trainable_variables
+  optimizer = make_optimizer(config, trainable_variables(model, heads, combiner))
+  step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+  return Components(config, bundle, model, heads, combiner, optimizer, step, term_names)
+
+
+def make_checkpoint(c: Components, iterator=None) -> tf.train.Checkpoint:
+  """Model, heads, combiner, optimizer, step and (when training) the data iterator position."""
+  objects = {"model": c.model, "combiner": c.combiner, "optimizer": c.optimizer, "step": c.step}
+  for head in c.heads:
+    objects[f"head_{head.head_name}"] = head
+  if iterator is not None:
+    objects["iterator"] = iterator
+  return tf.train.Checkpoint(**objects)
+
+
+def checkpoint_dir(workdir: str, kind: str = "checkpoints") -> str:
+  return os.path.join(workdir, kind)
+
+
+def restore_for_inference(c: Components, which: str = "best") -> str:
+  """Restores the best checkpoint if there is one, else the latest. Returns its path."""
+  ckpt = make_checkpoint(c)
+  for kind in (["best", "checkpoints"] if which == "best" else ["checkpoints"]):
+    path = tf.train.latest_checkpoint(checkpoint_dir(c.config.workdir, kind))
+    if path:
+      ckpt.read(path).expect_partial()
+      return path
+  raise UserError(f"no checkpoint in workdir {c.config.workdir!r}; train there first")

@@ -1,0 +1,129 @@
+"""One function per `--mode`, looked up in a registry by main.py."""
+import json
+import os
+import sys
+from typing import Callable, Dict
+
+import tensorflow as tf
+
+from configs.config import Config
+from configs.errors import UserError
+
+_MODES: Dict[str, Callable[[Config], None]] = {}
+
+
+def register_mode(name: str):
+  def decorate(fn):
+    _MODES[name] = fn
+    return fn
+  return decorate
+
+
+def run_mode(config: Config) -> None:
+  if config.mode not in _MODES:
+    raise UserError(f"--mode={config.mode} is not available in this version; "
+                    f"available: {', '.join(sorted(_MODES))}")
+  _MODES[config.mode](config)
+
+
+def print_metrics(metrics: dict) -> None:
+  """The contract: the metrics JSON object is the last line of stdout."""
+  sys.stdout.write(json.dumps(metrics, sort_keys=True) + "\n")
+  sys.stdout.flush()
+
+
+@register_mode("train")
+def train_mode(config: Config) -> None:
+  from training.loop import train
+  print_metrics(train(config))
+
+
+def _components_for_inference(config: Config):
+  """Components restored from WORKDIR's best (else latest) checkpoint, built as trained."""
+  from training.components import build_components, restore_for_inference
+  from training.workdir import load_config_dict
+  load_config_dict(config.workdir)  # clear error when nothing was trained there
+  components = build_components(config)
+  restore_for_inference(components)
+  return components
+
+
+def _read_lines(path: str, what: str):
+  try:
+    with open(path, encoding="utf-8") as f:
+      return [line.rstrip("\n") for line in f]
+  except FileNotFoundError:
+    raise UserError(f"{what} {path!r} does not exist") from None
+  except UnicodeDecodeError as e:
+    raise UserError(f"{what} {path!r} is not valid UTF-8 (byte {e.start})") from None
+
+
+@register_mode("evaluate")
+def evaluate_mode(config: Config) -> None:
+  from evaluation import evaluate as ev
+  from evaluation.scorers import score_corpus
+  from training.workdir import append_metrics, atomic_write_text
+  c = _components_for_inference(config)
+  cfg = config.eval
+  if cfg.input_file:
+    if not cfg.reference_file:
+      raise UserError("--input_file needs --reference_file in --mode=evaluate")
+    sources = _read_lines(cfg.input_file, "--input_file")
+    references = _read_lines(cfg.reference_file, "--reference_file")
+    if len(sources) != len(references):
+      raise UserError(f"--input_file has {len(sources)} lines but --reference_file has "
+                      f"{len(references)}")
+    decode_fn = ev.make_decoder(c.model, cfg)
+    hypotheses = ev.translate_batches(decode_fn, c.bundle.text_dataset(sources, cfg.eval_batch_size),
+                                      c.bundle.target_tokenizer)
+    metrics = dict(score_corpus(hypotheses, references), input_file=cfg.input_file)
+  else:
+    metrics = ev.evaluate_split(c, cfg, cfg.split)
+    hypotheses = metrics.pop("hypotheses")
+  out_path = cfg.output_file or os.path.join(config.workdir, "evaluate.hyp")
+  atomic_write_text(out_path, "\n".join(hypotheses) + "\n")
+  metrics.update(kind="evaluate", hypotheses_file=out_path)
+  append_metrics(config.workdir, metrics)
+  print_metrics(metrics)
+
+
+@register_mode("translate")
+def translate_mode(config: Config) -> None:
+  from evaluation import evaluate as ev
+  c = _components_for_inference(config)
+  cfg = config.eval
+  lines = (_read_lines(cfg.input_file, "--input_file") if cfg.input_file
+           else [line.rstrip("\n") for line in sys.stdin])
+  decode_fn = ev.make_decoder(c.model, cfg)
+  out = open(cfg.output_file, "w", encoding="utf-8") if cfg.output_file else sys.stdout
+  try:
+    for start in range(0, len(lines), cfg.eval_batch_size):
+      chunk = lines[start:start + cfg.eval_batch_size]
+      for batch in c.bundle.text_dataset(chunk, len(chunk)):
+        hyps = c.bundle.target_tokenizer.detokenize(decode_fn(batch["source"]).numpy())
+        preds = _head_predictions(c, batch["source"]) if cfg.output_format == "jsonl" else None
+        for i, (src, hyp) in enumerate(zip(chunk, hyps)):
+          if preds is None:
+            out.write(hyp + "\n")
+          else:
+            row = {"source": src, "translation": hyp}
+            row.update({k: v[i] for k, v in preds.items()})
+            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+      out.flush()
+  finally:
+    if out is not sys.stdout:
+      out.close()
+
+
+def _head_predictions(c, source) -> dict:
+  """Predictions of every head that reads only the encoder, as JSON-ready lists."""
+  from model import outputs as out
+  encoded = c.model.encode(source, training=False)
+  result = {}
+  for head in c.heads:
+    if head.head_name == "translation" or not set(head.reads) <= set(encoded):
+      continue
+    for key, value in head.predict(encoded).items():
+      result[f"{head.head_name}/{key}"] = tf.convert_to_tensor(value).numpy().tolist()
+  del out
+  return result
