@@ -6,6 +6,7 @@ optimizer and has no Python side effects. Seed 002: the model *and every head* a
 """
 from typing import Dict, Sequence
 
+import keras
 import tensorflow as tf
 
 from heads.base import Head, safe_mean, scale_gradient
@@ -18,7 +19,7 @@ def head_view(outputs: Dict, head: Head) -> Dict:
   if scale == 1.0:
     return outputs
   view = dict(outputs)
-  for key in out.ENCODER_SIDE:
+  for key in (k for k in out.ENCODER_SIDE if k in outputs):
     view[key] = scale_gradient(outputs[key], scale)
   return view
 
@@ -50,7 +51,7 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
   """Returns `step(batch) -> dict of scalars`: loss, loss/<term>, weight/<term>, grad_norm,
   finite (bool: every loss and gradient finite; when False nothing was applied)."""
   variables = trainable_variables(model, heads, combiner)
-  scales_loss = hasattr(optimizer, "scale_loss")
+  scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
 
   def step(batch):
     with tf.GradientTape() as tape:

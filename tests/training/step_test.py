@@ -1,0 +1,105 @@
+"""The one-tape step: matches model.fit(), passes training=True, weights and grad_scale act exactly."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heads.base import Head, HeadOptions, LossTerm
+from training.combine import FixedCombiner, UncertaintyCombiner
+from training.step import compute_losses, make_train_step
+
+
+class Wrapped(keras.Model):
+  """A plain Keras model presented as an auxseq model: its output is `encoder_summary`."""
+
+  def __init__(self, inner):
+    super().__init__()
+    self.inner = inner
+
+  def call(self, batch, training=None):
+    return {"encoder_summary": self.inner(batch["x"], training=training)}
+
+
+class _MSEHead(Head):
+  """Mean squared error of encoder_summary[:, 0] against batch['y']; normaliser: examples."""
+  head_name = "mse"
+  reads = ("encoder_summary",)
+
+  def loss(self, outputs, batch, training):
+    err = outputs["encoder_summary"][:, 0] - batch["y"]
+    return LossTerm(tf.reduce_sum(err * err), tf.cast(tf.size(err), tf.float32))
+
+
+def _plain_model(seed):
+  keras.utils.set_random_seed(seed)
+  model = keras.Sequential([keras.Input((4,)), keras.layers.Dense(8),
+                            keras.layers.BatchNormalization(), keras.layers.Activation("relu"),
+                            keras.layers.Dropout(0.0), keras.layers.Dense(1)])
+  return model
+
+
+def test_custom_step_matches_model_fit():
+  """Seed 002: BatchNorm in training mode in both; same SGD updates, same weights after 5 steps."""
+  rng = np.random.default_rng(0)
+  x = rng.normal(size=(40, 4)).astype("float32")
+  y = rng.normal(size=(40,)).astype("float32")
+  reference = _plain_model(3)
+  reference.compile(optimizer=keras.optimizers.SGD(0.1), loss="mse")
+  reference.fit(x, y[:, None], batch_size=8, epochs=1, shuffle=False, verbose=0)
+
+  ours = Wrapped(_plain_model(3))
+  head = _MSEHead(HeadOptions(), context=None)
+  optimizer = keras.optimizers.SGD(0.1)
+  step = make_train_step(ours, [head], FixedCombiner(["mse"]), optimizer)
+  for i in range(0, 40, 8):
+    step({"x": tf.constant(x[i:i + 8]), "y": tf.constant(y[i:i + 8])})
+  for a, b in zip(reference.weights, ours.inner.weights):
+    np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-6, err_msg=a.path)
+  moving_mean = ours.inner.layers[1].moving_mean.numpy()
+  assert np.abs(moving_mean).max() > 0  # BatchNorm statistics moved: it ran in training mode
+
+
+def _toy():
+  model = Wrapped(_plain_model(5))
+  batch = {"x": tf.ones((4, 4)), "y": tf.constant([1.0, 2.0, 3.0, 4.0])}
+  return model, batch
+
+
+def test_weight_scales_loss_and_grad_scale_only_scales_gradient():
+  model, batch = _toy()
+  base = _MSEHead(HeadOptions(weight=1.0), None)
+  scaled = _MSEHead(HeadOptions(weight=1.0, grad_scale=-0.5), None)
+  grads = []
+  for head in (base, scaled):
+    with tf.GradientTape() as tape:
+      _, losses, weights, _ = compute_losses(model, [head], batch, training=False)
+      total, _ = FixedCombiner(["mse"]).combine(losses, weights)
+    grads.append(tape.gradient(total, model.trainable_variables))
+    values = float(total)
+  assert values == pytest.approx(float(compute_losses(model, [base], batch, False)[1]["mse"]))
+  for g0, g1 in zip(*grads):
+    np.testing.assert_allclose(g1.numpy(), -0.5 * g0.numpy(), rtol=1e-6, atol=1e-7)
+
+
+def test_nonfinite_loss_is_reported_and_not_applied():
+  model, batch = _toy()
+  batch["y"] = tf.constant([np.nan, 1.0, 1.0, 1.0])
+  optimizer = keras.optimizers.SGD(0.1)
+  step = make_train_step(model, [_MSEHead(HeadOptions(), None)], FixedCombiner(["mse"]), optimizer)
+  before = [v.numpy().copy() for v in model.trainable_variables]
+  result = step(batch)
+  assert not bool(result["finite"]) and np.isnan(float(result["loss/mse"]))
+  for a, v in zip(before, model.trainable_variables):
+    np.testing.assert_array_equal(a, v.numpy())
+
+
+def test_uncertainty_combiner_by_hand():
+  """Kendall et al.: w * (exp(-s) L + s); at s = 0 it equals the fixed sum; d/ds = w (1 - L e^-s)."""
+  comb = UncertaintyCombiner(["a", "b"])
+  losses = {"a": tf.constant(2.0), "b": tf.constant(0.5)}
+  with tf.GradientTape() as tape:
+    total, used = comb.combine(losses, {"a": 1.0, "b": 0.3})
+  assert float(total) == pytest.approx(2.0 + 0.3 * 0.5)
+  grads = tape.gradient(total, [comb.log_vars["a"].value, comb.log_vars["b"].value])
+  assert [float(g) for g in grads] == pytest.approx([1 - 2.0, 0.3 * (1 - 0.5)])
+  assert float(used["b"]) == pytest.approx(0.3)
