@@ -79,3 +79,59 @@ class UncertaintyCombiner(Combiner):
       used[name] = weights[name] * tf.exp(-s)
       parts.append(weights[name] * (tf.exp(-s) * losses[name] + s))
     return tf.add_n(parts), used
+
+
+@register_combiner("dwa")
+class DynamicWeightAverage(Combiner):
+  """Liu, Johns & Davison 2019, "End-to-End Multi-Task Learning with Attention" (DWA).
+
+  w_i = K * softmax_i(r_i / T) with r_i = L_i(t-1) / L_i(t-2), the rate at which term i fell,
+  times the head's weight. The paper uses epoch averages; here the rates use exponential moving
+  averages of the per-step losses (decay 0.9), so that the weights do not jump with batch noise.
+  The first steps (no history yet) use weight 1 per term.
+  """
+  temperature = 2.0
+  decay = 0.9
+
+  def __init__(self, term_names, **kwargs):
+    super().__init__(term_names, **kwargs)
+    k = len(self.term_names)
+    self.prev = self.add_weight(name="ema_prev", shape=(k,), initializer="zeros", trainable=False)
+    self.prev2 = self.add_weight(name="ema_prev2", shape=(k,), initializer="zeros",
+                                 trainable=False)
+
+  def combine(self, losses, weights):
+    k = len(self.term_names)
+    current = tf.stop_gradient(tf.stack([losses[n] for n in self.term_names]))
+    prev, prev2 = tf.convert_to_tensor(self.prev), tf.convert_to_tensor(self.prev2)
+    have_history = tf.reduce_all(prev2 > 0)
+    rates = tf.math.divide_no_nan(prev, prev2)
+    dwa = k * tf.nn.softmax(rates / self.temperature)
+    lam = tf.where(have_history, dwa, tf.ones([k]))
+    self.prev2.assign(tf.where(prev > 0, prev, current))
+    self.prev.assign(tf.where(prev > 0, self.decay * prev + (1 - self.decay) * current, current))
+    used = {n: weights[n] * lam[i] for i, n in enumerate(self.term_names)}
+    return tf.add_n([used[n] * losses[n] for n in self.term_names]), used
+
+
+@register_combiner("rlw")
+class RandomLossWeighting(Combiner):
+  """Lin et al. 2021, "Reasonable Effectiveness of Random Weighting" (RLW).
+
+  Each step draws lambda = K * softmax(N(0, I)) (stateless, seeded by the step counter, so runs
+  are reproducible) and uses weight_i * lambda_i.
+  """
+
+  def __init__(self, term_names, seed: int = 0, **kwargs):
+    super().__init__(term_names, **kwargs)
+    self.seed = seed
+    self.calls = self.add_weight(name="calls", shape=(), dtype="int64", initializer="zeros",
+                                 trainable=False)
+
+  def combine(self, losses, weights):
+    k = len(self.term_names)
+    seed = tf.stack([tf.constant(self.seed, tf.int64), tf.convert_to_tensor(self.calls)])
+    lam = k * tf.nn.softmax(tf.random.stateless_normal([k], seed=seed))
+    self.calls.assign_add(1)
+    used = {n: weights[n] * lam[i] for i, n in enumerate(self.term_names)}
+    return tf.add_n([used[n] * losses[n] for n in self.term_names]), used

@@ -1,0 +1,46 @@
+"""Workdir guard: incompatible reruns refused, compatible ones allowed, --overwrite clears; atomic writes."""
+import dataclasses
+import json
+import os
+
+import pytest
+
+from configs.config import Config, ModelConfig, TrainConfig
+from configs.errors import UserError
+from training import workdir as wd
+
+
+def test_incompatible_rerun_refused_and_compatible_allowed(tmp_path):
+  config = Config(workdir=str(tmp_path / "w"))
+  wd.prepare_workdir(config)
+  saved = json.loads((tmp_path / "w" / "config.json").read_text())
+  assert saved["model"]["d_model"] == 256
+  more_steps = dataclasses.replace(config, train=TrainConfig(train_steps=99))
+  wd.prepare_workdir(more_steps)  # compatible: resumes
+  bigger = dataclasses.replace(config, model=ModelConfig(d_model=512))
+  with pytest.raises(UserError, match="different model config.*--overwrite"):
+    wd.prepare_workdir(bigger)
+  (tmp_path / "w" / "checkpoints").mkdir()
+  wd.prepare_workdir(dataclasses.replace(bigger, overwrite=True))
+  assert not (tmp_path / "w" / "checkpoints").exists()
+  assert json.loads((tmp_path / "w" / "config.json").read_text())["model"]["d_model"] == 512
+
+
+def test_unwritable_workdir_is_a_user_error(tmp_path):
+  blocker = tmp_path / "file"
+  blocker.write_text("x")
+  with pytest.raises(UserError, match="not writable"):
+    wd.prepare_workdir(Config(workdir=str(blocker / "sub")))
+
+
+def test_atomic_write_keeps_previous_file_when_writing_fails(tmp_path, monkeypatch):
+  path = tmp_path / "a.json"
+  wd.atomic_write_text(str(path), "old")
+
+  def boom(fd):
+    raise OSError("disk full")
+  monkeypatch.setattr(os, "fsync", boom)
+  with pytest.raises(OSError):
+    wd.atomic_write_text(str(path), "new")
+  assert path.read_text() == "old"
+  assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
