@@ -19,7 +19,7 @@ from heads.base import Head, HeadContext
 from heads.registry import get_head_class
 from model.seeding import component_seed
 from model.seq2seq import build_model
-from training import combine
+from training import combine, combine_grad  # noqa: F401  (registers gradient combiners)
 from training.schedules import InverseSqrtWarmup
 from training.step import compute_losses
 

@@ -127,3 +127,22 @@ def _head_predictions(c, source) -> dict:
       result[f"{head.head_name}/{key}"] = tf.convert_to_tensor(value).numpy().tolist()
   del out
   return result
+
+
+@register_mode("diagnose")
+def diagnose_mode(config: Config) -> None:
+  """Gradient diagnosis on a few training batches; exit status 1 when it finds an error."""
+  from training.components import build_components, checkpoint_dir, make_checkpoint
+  from training.diagnose import diagnose
+  from training.workdir import prepare_workdir
+  prepare_workdir(config)
+  c = build_components(config)
+  latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
+  if latest:
+    make_checkpoint(c).read(latest).expect_partial()
+  batches = iter(c.bundle.train_dataset(config.data.batch_tokens, config.train.seed))
+  report = diagnose(c, batches, steps=2)
+  print(f"diagnosing {'checkpoint ' + latest if latest else 'the initial weights'}")
+  print("\n".join(report.lines()))
+  if report.errors:
+    sys.exit(1)

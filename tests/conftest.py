@@ -1,0 +1,37 @@
+"""Shared fixtures: small corpora the tests write themselves (no downloads, no ../shared needed)."""
+import os
+import pathlib
+import random
+
+import pytest
+
+SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
+WORDS = ("apple bird cloud door eagle forest garden house island jungle kettle lemon mountain "
+         "night ocean pepper queen river stone tiger umbrella valley window yellow zebra").split()
+
+
+def write_copy_corpus(directory, n_train=3000, n_val=60, n_test=60, seed=0, src="en", tgt="de"):
+  """A copy task: the target equals the source (3-7 words from a 25-word vocabulary)."""
+  rng = random.Random(seed)
+  directory = pathlib.Path(directory)
+  directory.mkdir(parents=True, exist_ok=True)
+  for split, n in (("train", n_train), ("val", n_val), ("test2016", n_test)):
+    lines = [" ".join(rng.choice(WORDS) for _ in range(rng.randint(3, 7))) for _ in range(n)]
+    for lang in (src, tgt):
+      (directory / f"{split}.{lang}").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  return str(directory)
+
+
+@pytest.fixture
+def copy_corpus(tmp_path):
+  return write_copy_corpus(tmp_path / "copy")
+
+
+def shared_data_or_skip(name: str) -> str:
+  path = SHARED_DATA / name
+  if not path.exists():
+    pytest.skip(f"{path} is absent (../shared/data is only beside the repo in CI and dev checkouts)")
+  return str(path)
+
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
