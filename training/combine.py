@@ -135,3 +135,46 @@ class RandomLossWeighting(Combiner):
     self.calls.assign_add(1)
     used = {n: weights[n] * lam[i] for i, n in enumerate(self.term_names)}
     return tf.add_n([used[n] * losses[n] for n in self.term_names]), used
+
+
+@register_combiner("famo")
+class FAMO(Combiner):
+  """Liu et al. 2023, "FAMO: Fast Adaptive Multitask Optimization".
+
+  Task logits xi, z = softmax(xi). The step minimises c * sum_i weight_i z_i log(L_i + eps) with
+  c = 1 / sum_i (weight_i z_i / (L_i + eps)) held constant, i.e. the gradient
+  sum_i c weight_i z_i / (L_i + eps) * grad L_i, which balances the *rates* at which the losses
+  fall. xi is updated from the observed log-loss decrease delta_i = log L_i(t-1) - log L_i(t):
+  xi <- xi - lr * (J_softmax^T delta + gamma * xi). The paper measures delta on the same batch
+  after the update (an extra forward pass); here it uses consecutive steps' batches (no extra
+  cost, noisier). lr = 0.025, gamma = 0.001 as in the paper's defaults.
+  """
+  lr = 0.025
+  gamma = 0.001
+  eps = 1e-8
+
+  def __init__(self, term_names, **kwargs):
+    super().__init__(term_names, **kwargs)
+    k = len(self.term_names)
+    self.xi = self.add_weight(name="xi", shape=(k,), initializer="zeros", trainable=False)
+    self.prev = self.add_weight(name="prev_losses", shape=(k,), initializer="zeros",
+                                trainable=False)
+
+  def combine(self, losses, weights):
+    names = self.term_names
+    current = tf.stack([losses[n] for n in names])
+    log_now = tf.math.log(tf.stop_gradient(current) + self.eps)
+    prev = tf.convert_to_tensor(self.prev)
+    delta = tf.where(prev > 0, tf.math.log(prev + self.eps) - log_now, 0.0)
+    xi = tf.convert_to_tensor(self.xi)
+    with tf.GradientTape() as tape:
+      tape.watch(xi)
+      z = tf.nn.softmax(xi)
+    xi_grad = tape.gradient(z, xi, output_gradients=delta)
+    self.xi.assign(xi - self.lr * (xi_grad + self.gamma * xi))
+    self.prev.assign(tf.stop_gradient(current))
+    w = tf.constant([weights[n] for n in names], tf.float32) * tf.nn.softmax(self.xi)
+    c = tf.stop_gradient(1.0 / tf.reduce_sum(w / (tf.stop_gradient(current) + self.eps)))
+    total = c * tf.reduce_sum(w * tf.math.log(current + self.eps))
+    used_vec = c * w / (tf.stop_gradient(current) + self.eps)
+    return total, {n: used_vec[i] for i, n in enumerate(names)}

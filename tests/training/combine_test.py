@@ -46,3 +46,21 @@ def test_unknown_combiner_lists_known():
   with pytest.raises(UserError, match="known combiners: .*fixed"):
     combine.get_combiner_class("magic")
   assert {"fixed", "uncertainty", "dwa", "rlw"} <= set(combine.known_combiners())
+
+
+def test_famo_by_hand():
+  """Step 1: xi = 0, z = (1/2, 1/2), L = (2, 1): c = 1 / (0.25 + 0.5) = 4/3,
+  effective weights c z_i / L_i = (1/3, 2/3), d total / d L_a = 1/3.
+  Step 2 with L = (1, 1): delta = (log 2, 0), xi_a falls (loss a fell faster) so z_a < z_b."""
+  comb = combine.FAMO(["a", "b"])
+  la, lb = tf.Variable(2.0), tf.Variable(1.0)
+  with tf.GradientTape() as tape:
+    total, used = comb.combine({"a": la * 1.0, "b": lb * 1.0}, {"a": 1.0, "b": 1.0})
+  assert [float(used["a"]), float(used["b"])] == pytest.approx([1 / 3, 2 / 3], rel=1e-5)
+  assert float(tape.gradient(total, la)) == pytest.approx(1 / 3, rel=1e-5)
+  comb.combine({"a": tf.constant(1.0), "b": tf.constant(1.0)}, {"a": 1.0, "b": 1.0})
+  xi = comb.xi.numpy()
+  assert xi[0] < 0 < xi[1]
+  # softmax Jacobian at z = (1/2, 1/2) times delta = (log 2, 0) is (log 2 / 4, -log 2 / 4).
+  assert xi.tolist() == pytest.approx([-0.025 * math.log(2) / 4, 0.025 * math.log(2) / 4],
+                                      rel=1e-4)
