@@ -1,0 +1,68 @@
+"""The Transformer encoder-decoder as a Seq2Seq (registered as "transformer")."""
+import tensorflow as tf
+
+from model import outputs as out
+from model.layers import Pooling, TokenEmbedding
+from model.seq2seq import Seq2Seq, register_architecture, target_mask
+from model.transformer import TransformerDecoder, TransformerEncoder
+
+
+@register_architecture("transformer")
+class TransformerSeq2Seq(Seq2Seq):
+  """Pre-LN Transformer; tied embeddings when `tie_embeddings` and the vocabularies are equal."""
+
+  def __init__(self, config, source_vocab_size, target_vocab_size, **kwargs):
+    super().__init__(name="seq2seq", **kwargs)
+    c = config
+    for field in ("d_model", "num_layers", "num_heads", "ffn_dim"):
+      if getattr(c, field) < 1:
+        raise ValueError(f"{field} must be >= 1, got {getattr(c, field)}")
+    self.config = c
+    self.tied = c.tie_embeddings and source_vocab_size == target_vocab_size
+    self.source_embedding = TokenEmbedding(source_vocab_size, c.d_model, c.dropout,
+                                           name="source_embedding")
+    self.target_embedding = (self.source_embedding if self.tied else TokenEmbedding(
+        target_vocab_size, c.d_model, c.dropout, name="target_embedding"))
+    self.encoder = TransformerEncoder(c.d_model, c.num_layers, c.num_heads, c.ffn_dim, c.dropout,
+                                      name="encoder")
+    self.decoder = TransformerDecoder(c.d_model, c.num_layers, c.num_heads, c.ffn_dim, c.dropout,
+                                      name="decoder")
+    self.pooling = Pooling(c.summary, name="summary")
+    self.output_projection = None
+    if not self.tied:
+      import keras
+      self.output_projection = keras.layers.Dense(target_vocab_size, name="output_projection")
+    self.summary_dim = c.d_model
+    self.num_cross_attention_layers = c.num_layers
+    self.num_attention_heads = c.num_heads
+
+  def _logits(self, x):
+    if self.output_projection is None:
+      return self.target_embedding.logits(x)
+    return tf.cast(self.output_projection(x), tf.float32)
+
+  def encode(self, source, training=None):
+    mask = tf.cast(tf.not_equal(source, 0), tf.float32)
+    x = self.encoder(self.source_embedding(source, training=training), mask, training=training)
+    return {out.ENCODER_OUTPUTS: x, out.ENCODER_MASK: mask,
+            out.ENCODER_SUMMARY: self.pooling(x, mask)}
+
+  def decode(self, batch, encoded, training=None):
+    target_in = batch["target_in"]
+    y = self.target_embedding(target_in, training=training)
+    y, attention = self.decoder(y, encoded[out.ENCODER_OUTPUTS], encoded[out.ENCODER_MASK],
+                                training=training)
+    return dict(encoded, **{out.LOGITS: self._logits(y), out.CROSS_ATTENTION: attention,
+                            out.TARGET_MASK: target_mask(target_in)})
+
+  def init_decode_state(self, encoded, max_length):
+    memory = encoded[out.ENCODER_OUTPUTS]
+    return {"cache": self.decoder.init_cache(tf.shape(memory)[0], max_length, memory.dtype),
+            "memory_kv": self.decoder.memory_kv(memory)}
+
+  def decode_step(self, tokens, step, state, encoded):
+    """tokens int32 [B] at position `step` -> (float32 logits [B, V], new state)."""
+    y = self.target_embedding(tokens[:, None], offset=step, training=False)
+    y, cache = self.decoder.step(y, step, state["cache"], state["memory_kv"],
+                                 encoded[out.ENCODER_MASK])
+    return self._logits(y)[:, 0], {"cache": cache, "memory_kv": state["memory_kv"]}
