@@ -8,8 +8,12 @@ not change any other variable's initial value).
 """
 import contextlib
 import hashlib
+import random
 
-import keras
+import numpy as np
+from keras.src.backend.common import global_state
+from keras.src.random import seed_generator
+from keras.src.utils import rng_utils
 
 
 def derive_seed(seed: int, path: str) -> int:
@@ -20,6 +24,15 @@ def derive_seed(seed: int, path: str) -> int:
 
 @contextlib.contextmanager
 def component_seed(seed: int, path: str):
-  """Seeds Python, NumPy, TF and Keras from (seed, path) for the construction of one component."""
-  keras.utils.set_random_seed(derive_seed(seed, path))
+  """Seeds Python, NumPy and Keras from (seed, path) for the construction of one component.
+
+  Like `keras.utils.set_random_seed` but without `tf.random.set_seed`, which in eager mode also
+  clears TF's kernel cache and with it the tensorflow-text SentencePiece resources that live
+  tf.data pipelines hold (they then fail with NotFoundError).
+  """
+  value = derive_seed(seed, path)
+  global_state.set_global_attribute(rng_utils.GLOBAL_RANDOM_SEED, value)
+  global_state.set_global_attribute(seed_generator.GLOBAL_SEED_GENERATOR, None)
+  random.seed(value)
+  np.random.seed(value)
   yield

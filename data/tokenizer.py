@@ -1,0 +1,63 @@
+"""SentencePiece tokenisation: trained on the training split, cached in the workdir, applied
+inside tf.data with tensorflow-text. Ids: pad 0, unk 1, bos 2, eos 3."""
+import io
+import os
+from typing import Iterable, List, Sequence
+
+import numpy as np
+import sentencepiece as spm
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+PAD, UNK, BOS, EOS = 0, 1, 2, 3
+
+
+class Tokenizer:
+  """A sentencepiece model usable in Python and inside tf.data graphs."""
+  pad_id, unk_id, bos_id, eos_id = PAD, UNK, BOS, EOS
+
+  def __init__(self, model_path: str):
+    self.model_path = model_path
+    with open(model_path, "rb") as f:
+      self._proto = f.read()
+    self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
+    self._tf = tf_text.SentencepieceTokenizer(model=self._proto, out_type=tf.int32)
+    self.vocab_size = int(self._sp.get_piece_size())
+
+  def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
+    """tf.string [N] -> int32 ragged [N, None] (no BOS/EOS); a scalar gives int32 [None]."""
+    return self._tf.tokenize(text)
+
+  def encode(self, texts: Sequence[str]) -> List[List[int]]:
+    return self._sp.encode(list(texts))
+
+  def detokenize(self, ids) -> List[str]:
+    """int ids [N, L] -> strings; each row is cut at the first EOS; pad and BOS are ignored."""
+    texts = []
+    for row in np.asarray(ids).tolist() if not isinstance(ids, list) else ids:
+      pieces = []
+      for token in row:
+        if token == EOS:
+          break
+        if token not in (PAD, BOS):
+          pieces.append(int(token))
+      texts.append(self._sp.decode(pieces))
+    return texts
+
+
+def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
+  """Trains a unigram sentencepiece model and writes it atomically to `path` (reused if there)."""
+  if os.path.exists(path):
+    return Tokenizer(path)
+  sentences = [s for s in sentences if s]
+  model = io.BytesIO()
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+      model_type="unigram", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS,
+      eos_id=EOS, hard_vocab_limit=False, input_sentence_size=400000,
+      shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+  tmp = path + ".tmp"
+  with open(tmp, "wb") as f:
+    f.write(model.getvalue())
+  os.replace(tmp, path)
+  return Tokenizer(path)

@@ -1,0 +1,139 @@
+"""`--heads` parsing, typed option validation, building heads, importing users' head modules.
+
+Syntax: `name:opt=value,opt=value;name2:...`. List values use `+` (`layers=0+2`,
+`hidden=128+64`). Booleans: true/false/1/0/yes/no.
+"""
+import dataclasses
+import importlib
+import importlib.util
+import os
+import sys
+import typing
+from typing import List, Sequence, Tuple
+
+from configs.config import HeadSpec
+from configs.errors import UserError
+from heads.base import Head, HeadContext
+from heads.registry import get_head_class, registered_heads
+from model.seeding import component_seed
+
+
+def parse_heads_spec(text: str) -> Tuple[HeadSpec, ...]:
+  """'price:weight=0.3,buckets=5;coverage' -> (HeadSpec('price', ...), HeadSpec('coverage'))."""
+  specs = []
+  for fragment in filter(None, (part.strip() for part in text.split(";"))):
+    name, _, options = fragment.partition(":")
+    name = name.strip()
+    if not name or not name.replace("_", "").isalnum():
+      raise UserError(f"--heads: bad head name in {fragment!r}; expected name:opt=value,...")
+    pairs = []
+    for item in filter(None, (o.strip() for o in options.split(","))):
+      key, eq, value = item.partition("=")
+      if not eq or not key.strip():
+        raise UserError(f"--heads: head {name!r}: expected opt=value, got {item!r}")
+      pairs.append((key.strip(), value.strip()))
+    specs.append(HeadSpec(name, tuple(pairs)))
+  names = [s.name for s in specs]
+  duplicates = sorted({n for n in names if names.count(n) > 1})
+  if duplicates:
+    raise UserError(f"--heads names head {duplicates[0]!r} more than once")
+  return tuple(specs)
+
+
+def _convert(head: str, option: str, value: str, kind):
+  """Converts one option string to `kind` (int, float, bool, str, Tuple[...], Literal)."""
+  origin, args = typing.get_origin(kind), typing.get_args(kind)
+  try:
+    if origin is typing.Literal:
+      if value not in args:
+        raise ValueError
+      return value
+    if origin in (tuple, Tuple):
+      return tuple(_convert(head, option, v, args[0]) for v in value.split("+") if v)
+    if kind is bool:
+      lowered = value.lower()
+      if lowered not in ("true", "false", "1", "0", "yes", "no"):
+        raise ValueError
+      return lowered in ("true", "1", "yes")
+    return kind(value)
+  except ValueError:
+    expected = (f"one of {', '.join(args)}" if origin is typing.Literal else
+                f"a '+'-separated list of {args[0].__name__}" if args else f"a {kind.__name__}")
+    raise UserError(f"head {head!r}: option {option!r} expects {expected}, got {value!r}") from None
+
+
+def make_options(head_cls, spec: HeadSpec):
+  """The head's Options dataclass from the spec's raw strings, validated."""
+  fields = {f.name: f for f in dataclasses.fields(head_cls.Options)}
+  hints = typing.get_type_hints(head_cls.Options)
+  values = {}
+  for key, raw in spec.options:
+    if key not in fields:
+      raise UserError(f"head {spec.name!r} has no option {key!r}; options: "
+                      f"{', '.join(fields)}")
+    values[key] = _convert(spec.name, key, raw, hints[key])
+  try:
+    options = head_cls.Options(**values)
+  except (TypeError, ValueError) as e:
+    raise UserError(f"head {spec.name!r}: {e}") from None
+  validate = getattr(options, "validate", None)
+  if validate is not None:
+    try:
+      validate()
+    except ValueError as e:
+      raise UserError(f"head {spec.name!r}: {e}") from None
+  return options
+
+
+def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
+  """translation first (always), then the requested heads; weight 0 heads are not built at all.
+
+  Each head is constructed under a seed derived from (seed, "head/<name>"), so its initial
+  weights do not depend on which other heads exist.
+  """
+  by_name = {s.name: s for s in specs}
+  ordered = [by_name.pop("translation", HeadSpec("translation"))] + list(by_name.values())
+  heads = []
+  for spec in ordered:
+    cls = get_head_class(spec.name)
+    options = make_options(cls, spec)
+    if options.weight == 0 and spec.name != "translation":
+      continue
+    with component_seed(context.seed, f"head/{spec.name}"):
+      heads.append(cls(options, context))
+  return heads
+
+
+def import_head_modules(entries: Sequence[str]) -> None:
+  """Imports each `.py` file path or dotted module name (importing registers its heads)."""
+  for entry in entries:
+    try:
+      if entry.endswith(".py"):
+        if not os.path.isfile(entry):
+          raise UserError(f"--head_modules: file {entry!r} does not exist")
+        name = "auxseq_user_" + os.path.splitext(os.path.basename(entry))[0]
+        if name in sys.modules:
+          continue
+        spec = importlib.util.spec_from_file_location(name, entry)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+      else:
+        importlib.import_module(entry)
+    except UserError:
+      raise
+    except Exception as e:  # the user's own error, shown in one line
+      sys.modules.pop("auxseq_user_" + os.path.splitext(os.path.basename(entry))[0], None)
+      raise UserError(f"--head_modules: importing {entry!r} failed: "
+                      f"{type(e).__name__}: {e}") from None
+
+
+def describe_heads() -> str:
+  """Every registered head: first docstring line and options with defaults (for --list_heads)."""
+  lines = []
+  for name, cls in registered_heads().items():
+    doc = (cls.__doc__ or "").strip().splitlines()
+    lines.append(f"{name}: {doc[0] if doc else ''}")
+    for field in dataclasses.fields(cls.Options):
+      lines.append(f"    {field.name} = {field.default!r}")
+  return "\n".join(lines)
