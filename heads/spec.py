@@ -57,8 +57,9 @@ def _convert(head: str, option: str, value: str, kind):
       return lowered in ("true", "1", "yes")
     return kind(value)
   except ValueError:
+    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
     expected = (f"one of {', '.join(args)}" if origin is typing.Literal else
-                f"a '+'-separated list of {args[0].__name__}" if args else f"a {kind.__name__}")
+                f"a '+'-separated list of {args[0].__name__}" if args else names[kind])
     raise UserError(f"head {head!r}: option {option!r} expects {expected}, got {value!r}") from None
 
 

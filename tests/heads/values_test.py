@@ -1,0 +1,96 @@
+"""Head losses on tiny tensors, against numbers derived by hand."""
+import math
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heads import attention_heads, price, translation
+from heads.attention import AttentionOptions
+from heads.base import HeadContext
+from heads.classifier import classification_results, masked_cross_entropy
+
+CTX = HeadContext(vocab_size=3, d_model=4, summary_dim=4, num_layers=1, num_attention_heads=2)
+
+
+def _attention_outputs(p, tmask, smask):
+  return {"cross_attention": [tf.constant(p, tf.float32)],
+          "target_mask": tf.constant(tmask, tf.float32),
+          "encoder_mask": tf.constant(smask, tf.float32)}
+
+
+def test_entropy_1x2x3_with_one_padded_position():
+  """Rows (0.5, 0.5, 0) and (1, 0, 0): entropies ln 2 and 0; normaliser 2 target positions."""
+  head = attention_heads.AttentionEntropy(attention_heads.EntropyOptions(heads="0"), CTX)
+  p = [[[[0.5, 0.5, 0.0], [1.0, 0.0, 0.0]]] * 2]
+  term = head.loss(_attention_outputs(p, [[1, 1]], [[1, 1, 0]]), {}, training=True)
+  assert float(term.total) == pytest.approx(math.log(2), rel=1e-6)
+  assert float(term.count) == 2.0
+
+
+def test_entropy_per_head_terms_and_sign():
+  head = attention_heads.AttentionEntropy(
+      attention_heads.EntropyOptions(reduce="per_head", sign=-1.0), CTX)
+  p = [[[[0.5, 0.5, 0.0]], [[0.25, 0.75, 0.0]]]]
+  terms = head.loss_terms(_attention_outputs(p, [[1]], [[1, 1, 0]]), {}, training=True)
+  assert sorted(terms) == ["attention_entropy/l0h0", "attention_entropy/l0h1"]
+  h1 = -(0.25 * math.log(0.25) + 0.75 * math.log(0.75))
+  assert float(terms["attention_entropy/l0h1"].total) == pytest.approx(-h1, rel=1e-6)
+
+
+def test_coverage_by_hand():
+  """Source 0 gets 0.9 + 0.8 = 1.7 in total -> relu(0.7); source 1 gets 0.3 -> 0."""
+  head = attention_heads.Coverage(AttentionOptions(heads="0"), CTX)
+  p = [[[[0.9, 0.1], [0.8, 0.2]]] * 2]
+  term = head.loss(_attention_outputs(p, [[1, 1]], [[1, 1]]), {}, training=True)
+  assert float(term.total) == pytest.approx(0.7, rel=1e-6)
+
+
+def test_diagonal_by_hand():
+  """Anti-diagonal attention on T = S = 2: |0/2 - 1/2| + |1/2 - 0/2| = 1; diagonal gives 0."""
+  head = attention_heads.Diagonal(AttentionOptions(heads="0"), CTX)
+  anti = head.loss(_attention_outputs([[[[0., 1.], [1., 0.]]] * 2], [[1, 1]], [[1, 1]]), {}, True)
+  diag = head.loss(_attention_outputs([[[[1., 0.], [0., 1.]]] * 2], [[1, 1]], [[1, 1]]), {}, True)
+  assert float(anti.total) == pytest.approx(1.0) and float(diag.total) == 0.0
+
+
+def test_head_disagreement_identical_heads_is_one_per_position():
+  head = attention_heads.HeadDisagreement(AttentionOptions(), CTX)
+  p = [[[[0.3, 0.7], [0.5, 0.5]]] * 2]
+  term = head.loss(_attention_outputs(p, [[1, 1]], [[1, 1]]), {}, training=True)
+  assert float(term.total) == pytest.approx(2.0, rel=1e-6)  # cosine 1 at each of 2 positions
+
+
+def test_translation_label_smoothed_ce_2x3_by_hand():
+  """p = (1/4, 1/2, 1/4) everywhere. Label 1: nll = ln 2; uniform part = (2 ln 4 + ln 2) / 3.
+  Label 2: nll = ln 4. eps = 0.1. Pads (label 0) are not counted: normaliser 3."""
+  logits = tf.math.log(tf.constant([[[1., 2., 1.]] * 3] * 2))
+  labels = tf.constant([[1, 2, 0], [1, 0, 0]])
+  head = translation.TranslationHead(translation.TranslationOptions(label_smoothing=0.1), CTX)
+  term = head.loss({"logits": logits}, {"target_out": labels}, training=True)
+  uniform = (2 * math.log(4) + math.log(2)) / 3
+  expected = 2 * (0.9 * math.log(2) + 0.1 * uniform) + (0.9 * math.log(4) + 0.1 * uniform)
+  assert float(term.total) == pytest.approx(expected, rel=1e-6) and float(term.count) == 3
+
+
+def test_price_buckets_and_masked_ce_on_two_examples():
+  """Edges (100, 200): 150 -> bucket 1, NaN -> -1 (masked). CE of logits (0, ln 3, 0) for
+  class 1 = -ln(3/5)."""
+  buckets = price.bucketize(tf.constant([150.0, math.nan, 250.0, 100.0]), tf.constant([100., 200.]))
+  assert buckets.numpy().tolist() == [1, -1, 2, 1]
+  total, count = masked_cross_entropy(tf.constant([[0.0, math.log(3), 0.0], [5.0, 5.0, 5.0]]),
+                                      tf.constant([1, -1]))
+  assert float(total) == pytest.approx(-math.log(0.6), rel=1e-6) and float(count) == 1.0
+
+
+def test_price_edges_from_training_quantiles():
+  edges = price.price_edges(price.PriceOptions(buckets=4), np.array([10., 20, 30, 40, 50]))
+  assert edges.tolist() == pytest.approx([20.0, 30.0, 40.0])
+
+
+def test_classification_results_by_hand():
+  """Confusion [[2, 1], [0, 1]]: accuracy 3/4; F1 class 0 = 4/5, class 1 = 2/3."""
+  results = classification_results({"confusion": np.array([[2, 1], [0, 1]])})
+  assert results["accuracy"] == pytest.approx(0.75)
+  assert results["macro_f1"] == pytest.approx((0.8 + 2 / 3) / 2)
+  assert results["majority_baseline"] == pytest.approx(0.75)
