@@ -9,6 +9,8 @@ import sentencepiece as spm
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from configs.errors import UserError
+
 PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
@@ -51,13 +53,24 @@ def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str) -> Tok
     return Tokenizer(path)
   sentences = [s for s in sentences if s]
   model = io.BytesIO()
-  spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
-      model_type="unigram", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS,
-      eos_id=EOS, hard_vocab_limit=False, input_sentence_size=400000,
-      shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+  try:
+    _train(sentences, vocab_size, model)
+  except RuntimeError as e:
+    if "smaller than required_chars" in str(e):
+      needed = str(e).split(" vs ")[-1].split(".")[0]
+      raise UserError(f"--vocab_size={vocab_size} is smaller than the {needed} distinct "
+                      "characters of the training text; use a larger --vocab_size") from None
+    raise
   tmp = path + ".tmp"
   with open(tmp, "wb") as f:
     f.write(model.getvalue())
   os.replace(tmp, path)
   return Tokenizer(path)
+
+
+def _train(sentences, vocab_size, model):
+  spm.SentencePieceTrainer.train(
+      sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+      model_type="unigram", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS,
+      eos_id=EOS, hard_vocab_limit=False, input_sentence_size=400000,
+      shuffle_input_sentence=True, num_threads=2, minloglevel=2)

@@ -94,11 +94,21 @@ def build_components(config: Config) -> Components:
   return Components(config, bundle, model, heads, combiner, optimizer, step, term_names)
 
 
+def variables_checkpoint(layer) -> tf.train.Checkpoint:
+  """Every variable of a Keras layer (trainable or not: BatchNorm statistics, dropout seed
+  states, balancing state), keyed by its position in `layer.variables` (fixed by the
+  architecture; variable *names* of unnamed sublayers carry process-global counters such as
+  `seed_generator_17`, so they cannot be keys). Keras 3 layers do not expose their variables to
+  tf.train.Checkpoint by attribute, so they are listed explicitly."""
+  return tf.train.Checkpoint(**{f"v{i:04d}": v for i, v in enumerate(layer.variables)})
+
+
 def make_checkpoint(c: Components, iterator=None) -> tf.train.Checkpoint:
   """Model, heads, combiner, optimizer, step and (when training) the data iterator position."""
-  objects = {"model": c.model, "combiner": c.combiner, "optimizer": c.optimizer, "step": c.step}
+  objects = {"model": variables_checkpoint(c.model), "combiner": variables_checkpoint(c.combiner),
+             "optimizer": c.optimizer, "step": c.step}
   for head in c.heads:
-    objects[f"head_{head.head_name}"] = head
+    objects[f"head_{head.head_name}"] = variables_checkpoint(head)
   if iterator is not None:
     objects["iterator"] = iterator
   return tf.train.Checkpoint(**objects)

@@ -7,17 +7,8 @@ import contextlib
 
 import pytest
 
-from configs import presets
-from configs.config import DataSourceConfig
+from tests_support import tiny_config
 from training import loop, modes
-
-
-def tiny_config(workdir, data_dir, **train_overrides):
-  base = presets.tiny()
-  data = dataclasses.replace(base.data, sources=(DataSourceConfig("parallel_text", data_dir),),
-                             vocab_size=64)
-  train = dataclasses.replace(base.train, **train_overrides)
-  return dataclasses.replace(base, workdir=str(workdir), data=data, train=train)
 
 
 def _steps_in(workdir):
@@ -27,9 +18,9 @@ def _steps_in(workdir):
 
 def test_train_checkpoint_resume_evaluate(tmp_path, copy_corpus):
   workdir = tmp_path / "run"
-  first = loop.train(tiny_config(workdir, copy_corpus, train_steps=10, checkpoint_every=5))
+  first = loop.train(tiny_config(workdir, copy_corpus, False, train_steps=10, checkpoint_every=5))
   assert first["step"] == 10 and _steps_in(workdir) == [5, 10]
-  second = loop.train(tiny_config(workdir, copy_corpus, train_steps=15, checkpoint_every=5))
+  second = loop.train(tiny_config(workdir, copy_corpus, False, train_steps=15, checkpoint_every=5))
   assert second["step"] == 15 and _steps_in(workdir) == [5, 10, 15]  # resumed, not restarted
   records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
   assert [r["step"] for r in records] == [10, 15]
@@ -37,7 +28,7 @@ def test_train_checkpoint_resume_evaluate(tmp_path, copy_corpus):
     assert key in second
   stdout = io.StringIO()
   with contextlib.redirect_stdout(stdout):
-    modes.run_mode(dataclasses.replace(tiny_config(workdir, copy_corpus), mode="evaluate"))
+    modes.run_mode(dataclasses.replace(tiny_config(workdir, copy_corpus, False), mode="evaluate"))
   evaluated = json.loads(stdout.getvalue().strip().splitlines()[-1])
   assert evaluated["bleu"] == pytest.approx(second["bleu"])  # same checkpoint, same split
   assert (workdir / "evaluate.hyp").read_text().count("\n") == evaluated["examples"]
@@ -45,7 +36,7 @@ def test_train_checkpoint_resume_evaluate(tmp_path, copy_corpus):
 
 def test_copy_task_is_learned(tmp_path, copy_corpus):
   """A small Transformer learns to copy 3-7 word sentences: test BLEU >= 90 within the fast suite."""
-  config = tiny_config(tmp_path / "copy", copy_corpus, train_steps=400, warmup_steps=60,
+  config = tiny_config(tmp_path / "copy", copy_corpus, False, train_steps=400, warmup_steps=60,
                        learning_rate=3e-3, checkpoint_every=400, log_every=100)
   config = dataclasses.replace(config, model=dataclasses.replace(
       config.model, d_model=64, num_layers=2, num_heads=4, ffn_dim=128))
