@@ -4,15 +4,18 @@ Syntax: `name:opt=value,opt=value;name2:...`. List values use `+` (`layers=0+2`,
 `hidden=128+64`). Booleans: true/false/1/0/yes/no.
 """
 import dataclasses
+import hashlib
 import importlib
 import importlib.util
 import os
+import re
 import sys
 import typing
 from typing import List, Sequence, Tuple
 
 from configs.config import HeadSpec
 from configs.errors import UserError
+from heads import synthetic
 from heads.base import Head, HeadContext
 from heads.registry import get_head_class, registered_heads
 from model.seeding import component_seed
@@ -87,11 +90,28 @@ def make_options(head_cls, spec: HeadSpec):
 
 
 def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
-  """translation first (always), then the requested heads; weight 0 heads are not built at all.
+  """Builds translation (always first) and the requested heads; weight-0 heads are skipped.
 
-  Each head is constructed under a seed derived from (seed, "head/<name>"), so its initial
-  weights do not depend on which other heads exist.
+  Each head is constructed under `component_seed(context.seed, "head/<name>")`, so its initial
+  weights depend only on (seed, name), never on which other heads exist. Each is then run once
+  on synthetic outputs (heads/synthetic.py, training=False: no state changes), so that its
+  variables exist right away and a broken head fails here with its name.
+
+  Args:
+    specs: requested heads; a `translation` spec only sets translation's options.
+    context: sizes and training-set label facts.
+
+  Returns:
+    The built heads, translation first, then in the order requested.
+
+  Raises:
+    UserError: unknown head or option, bad value, a head named twice, or a head that fails
+      to build from its options.
   """
+  names = [s.name for s in specs]
+  for name in names:
+    if names.count(name) > 1:
+      raise UserError(f"--heads names head {name!r} more than once")
   by_name = {s.name: s for s in specs}
   ordered = [by_name.pop("translation", HeadSpec("translation"))] + list(by_name.values())
   heads = []
@@ -99,23 +119,50 @@ def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
     cls = get_head_class(spec.name)
     options = make_options(cls, spec)
     if options.weight == 0 and spec.name != "translation":
-      continue
+      continue  # not built at all: training is bit-identical to not naming the head
     with component_seed(context.seed, f"head/{spec.name}"):
-      heads.append(cls(options, context))
+      try:
+        head = cls(options, context)
+      except ValueError as e:  # e.g. an unknown activation name, from Keras
+        if isinstance(e, UserError):
+          raise
+        raise UserError(f"head {spec.name!r}: {_one_line(e)}") from None
+    _run_once(head, context)
+    heads.append(head)
   return heads
 
 
+def _run_once(head: Head, context: HeadContext) -> None:
+  """Runs `head` on synthetic outputs so that lazily built variables exist (eager, no updates)."""
+  outputs = synthetic.synthetic_outputs(context)
+  head.loss_terms(outputs, synthetic.synthetic_batch(context, head.labels), training=False)
+
+
+def _one_line(error: BaseException) -> str:
+  return " ".join(str(error).split())
+
+
 def import_head_modules(entries: Sequence[str]) -> None:
-  """Imports each `.py` file path or dotted module name (importing registers its heads)."""
+  """Imports each `.py` file path or dotted module name; importing registers its heads.
+
+  A file is imported once per absolute path, under a module name derived from that path.
+
+  Raises:
+    UserError: a missing file, or any exception of the import, shown in one line.
+  """
   for entry in entries:
+    name = entry
     try:
       if entry.endswith(".py"):
-        if not os.path.isfile(entry):
+        path = os.path.abspath(entry)
+        if not os.path.isfile(path):
           raise UserError(f"--head_modules: file {entry!r} does not exist")
-        name = "auxseq_user_" + os.path.splitext(os.path.basename(entry))[0]
+        digest = hashlib.sha1(path.encode("utf-8")).hexdigest()[:8]
+        stem = re.sub(r"\W", "_", os.path.splitext(os.path.basename(path))[0])
+        name = f"auxseq_user_{stem}_{digest}"
         if name in sys.modules:
           continue
-        spec = importlib.util.spec_from_file_location(name, entry)
+        spec = importlib.util.spec_from_file_location(name, path)
         module = importlib.util.module_from_spec(spec)
         sys.modules[name] = module
         spec.loader.exec_module(module)
@@ -123,10 +170,11 @@ def import_head_modules(entries: Sequence[str]) -> None:
         importlib.import_module(entry)
     except UserError:
       raise
-    except Exception as e:  # the user's own error, shown in one line
-      sys.modules.pop("auxseq_user_" + os.path.splitext(os.path.basename(entry))[0], None)
+    except Exception as e:  # the user's own error, shown in one line  pylint: disable=broad-except
+      if entry.endswith(".py"):
+        sys.modules.pop(name, None)
       raise UserError(f"--head_modules: importing {entry!r} failed: "
-                      f"{type(e).__name__}: {e}") from None
+                      f"{type(e).__name__}: {_one_line(e)}") from None
 
 
 def describe_heads() -> str:

@@ -44,11 +44,17 @@ def variable_group(path: str, head_names) -> str:
   return "other"
 
 
-def _zero_cause(variable) -> str:
-  value = variable.numpy()
-  if not np.any(value):
-    return "its value is all zeros (a zero initialiser?) and so is its gradient"
-  return "its gradient is exactly zero (inputs to it are all zero or saturated?)"
+def _zero_matrices(variables) -> list:
+  """Weight matrices (rank >= 2: kernels, embeddings) that are entirely zero."""
+  return [v.path for v in variables if len(v.shape) >= 2 and not np.any(v.numpy())]
+
+
+def _zero_cause(variable, zero_matrices) -> str:
+  if zero_matrices:
+    return f"no gradient flows through the all-zero weights {', '.join(zero_matrices[:3])}"
+  if not np.any(variable.numpy()):
+    return "its value is all zeros and so are the inputs it multiplies"
+  return "the inputs it sees are all zero or saturated"
 
 
 def diagnose(components, batches, steps: int = 2) -> Report:
@@ -81,11 +87,16 @@ def diagnose(components, batches, steps: int = 2) -> Report:
         group = variable_group(v.path, head_names)
         norms[group] = float(np.sqrt(norms.get(group, 0.0) ** 2 + np.sum(g.astype(np.float64) ** 2)))
     del tape
+  zero_matrices = _zero_matrices(variables)
+  for path in zero_matrices:
+    report.errors.append(f"{path}: all-zero weight matrix (a zero initialiser?); gradients "
+                         "cannot flow through it to anything before it")
   for i, v in enumerate(variables):
     if not reached[i]:
       report.warnings.append(f"{v.path}: no loss term reaches it (unconnected)")
     elif not seen_nonzero[i]:
-      report.errors.append(f"{v.path}: gradient exactly zero in every loss term; {_zero_cause(v)}")
+      report.errors.append(f"{v.path}: gradient exactly zero in every loss term; "
+                           f"{_zero_cause(v, zero_matrices)}")
   return report
 
 

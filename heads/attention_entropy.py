@@ -1,0 +1,37 @@
+"""The `attention_entropy` head: entropy of the decoder's cross-attention distributions."""
+import dataclasses
+
+import tensorflow as tf
+
+from heads.attention import AttentionOptions, AttentionRegularizer
+from heads.registry import register_head
+
+
+@dataclasses.dataclass(frozen=True)
+class EntropyOptions(AttentionOptions):
+  """sign: +1 minimises the entropy (sharper attention), -1 maximises it (smoother)."""
+  sign: float = 1.0
+
+  def validate(self):
+    if self.sign not in (1.0, -1.0):
+      raise ValueError(f"sign must be 1 or -1, got {self.sign}")
+
+
+@register_head("attention_entropy")
+class AttentionEntropy(AttentionRegularizer):
+  """Entropy of each target position's cross-attention, sign * sum_s -p log p.
+
+  Reads: cross_attention (list of [B, H, T, S]), target_mask [B, T]. Label: none.
+  Normaliser: real target positions (per selected (layer, head); `reduce=mean` averages them).
+  NaN-safe at p = 0 (padding) through tf.math.xlogy. Idea: the per-(layer, head) attention loss
+  of seed 001; sparse/sharp attention as in Correia et al. 2019, "Adaptively Sparse
+  Transformers"; entropy regularisation of attention as in Zhang et al. 2019 ("Improving
+  Attention Modeling with Implicit Distortion and Fertility").
+  """
+  Options = EntropyOptions
+
+  def pair_loss(self, probs, tmask, smask):
+    """probs [B, T, S], tmask [B, T] -> scalar: signed entropy summed over real target rows."""
+    del smask  # padded source positions have p = 0 and contribute xlogy(0, 0) = 0
+    entropy = -tf.reduce_sum(tf.math.xlogy(probs, probs), axis=-1)  # [B, T]
+    return self.options.sign * tf.reduce_sum(entropy * tmask)
