@@ -33,7 +33,8 @@ class DataConfig:
     max_length: examples with more subword tokens on either side are dropped (and counted).
     shuffle_buffer: examples in the shuffle buffer of the training stream.
   """
-  sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),)
+  sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),
+                                           DataSourceConfig("tsv", "", 0.15))
   source_lang: str = "en"
   target_lang: str = "de"
   vocab_size: int = 8000
@@ -150,7 +151,8 @@ class Config:
   data: DataConfig = DataConfig()
   train: TrainConfig = TrainConfig()
   eval: EvalConfig = EvalConfig()
-  heads: Tuple[HeadSpec, ...] = ()
+  heads: Tuple[HeadSpec, ...] = (HeadSpec("price"), HeadSpec("domain"),
+                                  HeadSpec("attention_entropy"))
   head_modules: Tuple[str, ...] = ()
 
 

@@ -54,6 +54,7 @@ def multi30k_transformer() -> Config:
       Config(),
       data=DataConfig(sources=(DataSourceConfig("parallel_text", "../shared/data/multi30k"),),
                       vocab_size=8000, batch_tokens=2048, max_length=80),
+      heads=(),
       train=TrainConfig(train_steps=4000, learning_rate=1e-3, warmup_steps=800,
                         checkpoint_every=500, eval_every=1000))
 

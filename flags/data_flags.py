@@ -7,9 +7,9 @@ flags.DEFINE_string("data_dir", "", "Directory of the dataset (parallel_text: tr
                     "files) or file (tsv).")
 flags.DEFINE_string("source_lang", "en", "Source language code.")
 flags.DEFINE_string("target_lang", "de", "Target language code.")
-flags.DEFINE_string("mix", "", "Extra sources mixed into the training stream: "
+flags.DEFINE_string("mix", "tsv:0.15", "Extra sources mixed into the training stream: "
                     "'NAME:WEIGHT[:DATA_DIR],...', e.g. 'tsv:0.2' (the embedded Airbnb listings). "
-                    "The main dataset has weight 1.")
+                    "The main dataset has weight 1; '' mixes nothing in.")
 flags.DEFINE_integer("vocab_size", 8000, "SentencePiece vocabulary size.")
 flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
 flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
