@@ -33,12 +33,13 @@ class DataBundle:
     return pipeline.train_stream(datasets, weights, self.encoder, batch_tokens,
                                  self.config.max_length, seed, self.config.shuffle_buffer)
 
-  def eval_dataset(self, split: str, batch_size: int, max_examples: int = 0):
+  def eval_dataset(self, split: str, batch_size: int, max_examples: int = 0, source: int = 0):
+    """Finite batches of `split` of the `source`-th data source (0 = the main one)."""
     from configs.errors import UserError
-    builder = self.builders[0]
+    builder = self.builders[source]
     if split not in builder.info.splits:
-      raise UserError(f"split {split!r} is not in dataset {self.config.sources[0].dataset!r}; "
-                      f"splits: {', '.join(sorted(builder.info.splits))}")
+      raise UserError(f"split {split!r} is not in dataset {self.config.sources[source].dataset!r}"
+                      f"; splits: {', '.join(sorted(builder.info.splits))}")
     dataset = builder.as_dataset(split=split, shuffle_files=False)
     return pipeline.eval_stream(dataset, self.encoder, batch_size, max_examples,
                                 4 * self.config.max_length)

@@ -58,14 +58,22 @@ def evaluate_split(components, eval_config: EvalConfig, split: str) -> Dict:
   references = [t.decode("utf-8") for batch in dataset for t in batch["target_text"].numpy()]
   metrics = score_corpus(hypotheses, references) if references else {}
   metrics["decode_seconds"] = round(time.time() - start, 2)
-  metrics.update(head_metrics(components, dataset))
+  extra = [bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples,
+                               source=i) for i in range(1, len(bundle.config.sources))]
+  metrics.update(head_metrics(components, [dataset] + extra))
   metrics.update(split=split, examples=len(hypotheses), hypotheses=hypotheses)
   return metrics
 
 
-def head_metrics(components, dataset) -> Dict:
-  """{head name: {metric: value}} for every head that reports metrics."""
-  totals = head_metric_stats(components.model, components.heads, dataset)
+def head_metrics(components, datasets) -> Dict:
+  """{head name: {metric: value}} over the split of every source (e.g. prices come from the
+  listings, translation from the main corpus)."""
+  totals: Dict[str, Dict[str, np.ndarray]] = {}
+  for dataset in datasets:
+    for name, stats in head_metric_stats(components.model, components.heads, dataset).items():
+      acc = totals.setdefault(name, {})
+      for key, value in stats.items():
+        acc[key] = acc.get(key, 0) + value
   result = {}
   for head in components.heads:
     values = head.metric_results(totals.get(head.head_name, {}))

@@ -53,6 +53,20 @@ def _dummy_batch() -> dict:
           "domain": tf.constant([0, -1], tf.int32)}
 
 
+# Keys every batch carries (DESIGN.md's batch table); a head's labels must be among them.
+BATCH_KEYS = ("source", "target_in", "target_out", "price", "domain")
+
+
+def check_labels(heads) -> None:
+  """A head whose label is not in the data is a user error, not a KeyError mid-trace."""
+  for head in heads:
+    wanted = list(head.labels) + [getattr(head.options, "label", None)]
+    for key in filter(None, wanted):
+      if key not in BATCH_KEYS:
+        raise UserError(f"head {head.head_name!r} needs label {key!r}, which the data does not "
+                        f"provide; labels in every batch: {', '.join(BATCH_KEYS)}")
+
+
 def make_optimizer(config: Config, variables) -> keras.optimizers.Optimizer:
   train = config.train
   schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
@@ -84,6 +98,7 @@ def build_components(config: Config) -> Components:
       num_attention_heads=model.num_attention_heads, label_info=bundle.label_info,
       seed=train.seed)
   heads = head_spec.build_heads(config.heads, context)
+  check_labels(heads)
   _, losses, _, _ = compute_losses(model, heads, _dummy_batch(), training=False)
   term_names = tuple(losses)
   with component_seed(train.seed, "combiner"):

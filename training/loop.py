@@ -63,8 +63,9 @@ def train(config: Config) -> dict:
   Returns the final metrics dict (also appended to metrics.jsonl).
   """
   wall_start = time.time()
-  wd.prepare_workdir(config)
-  c = build_components(config)
+  with wd.fresh_workdir_rollback(config.workdir):
+    wd.prepare_workdir(config)
+    c = build_components(config)
   train_cfg = config.train
   iterator = iter(c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed))
   ckpt = make_checkpoint(c, iterator)

@@ -134,9 +134,10 @@ def diagnose_mode(config: Config) -> None:
   """Gradient diagnosis on a few training batches; exit status 1 when it finds an error."""
   from training.components import build_components, checkpoint_dir, make_checkpoint
   from training.diagnose import diagnose
-  from training.workdir import prepare_workdir
-  prepare_workdir(config)
-  c = build_components(config)
+  from training.workdir import fresh_workdir_rollback, prepare_workdir
+  with fresh_workdir_rollback(config.workdir):
+    prepare_workdir(config)
+    c = build_components(config)
   latest = tf.train.latest_checkpoint(checkpoint_dir(config.workdir))
   if latest:
     make_checkpoint(c).read(latest).expect_partial()

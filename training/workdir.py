@@ -1,6 +1,8 @@
 """The work directory: config.json, compatibility guard, atomic writes, metrics.jsonl."""
+import contextlib
 import json
 import os
+import shutil
 import tempfile
 
 from configs.config import Config, to_dict
@@ -37,7 +39,7 @@ def _fingerprint(config_dict: dict) -> dict:
 
 
 def prepare_workdir(config: Config) -> None:
-  """Creates the workdir, refuses an incompatible earlier config unless --overwrite, saves config."""
+  """Creates the workdir, refuses an incompatible earlier config unless --overwrite, saves it."""
   workdir = config.workdir
   try:
     os.makedirs(workdir, exist_ok=True)
@@ -63,9 +65,21 @@ def prepare_workdir(config: Config) -> None:
   atomic_write_text(path, json.dumps(current, indent=2, sort_keys=True) + "\n")
 
 
+@contextlib.contextmanager
+def fresh_workdir_rollback(workdir: str):
+  """If setting up a run in a workdir that did not exist fails with a user error, removes it:
+  bad input leaves nothing behind. An existing workdir is left as it was."""
+  fresh = not os.path.exists(workdir)
+  try:
+    yield
+  except UserError:
+    if fresh and os.path.isdir(workdir):
+      shutil.rmtree(workdir, ignore_errors=True)
+    raise
+
+
 def _clear_run(workdir: str) -> None:
   """--overwrite: removes what a previous run saved (checkpoints, vocab, metrics, tfds cache)."""
-  import shutil
   for name in os.listdir(workdir):
     target = os.path.join(workdir, name)
     if os.path.isdir(target):
