@@ -78,17 +78,14 @@ class AttentionRegularizer(Head):
 
   def loss_terms(self, outputs, batch, training) -> Dict[str, LossTerm]:
     count = tf.reduce_sum(tf.cast(outputs[out.TARGET_MASK], tf.float32))
-    sums = self._terms(outputs)
-    if self.options.reduce == "per_head":
-      return {name: LossTerm(total, count) for name, total in sums.items()}
-    return {self.head_name: LossTerm(tf.add_n(list(sums.values())) / len(sums), count)}
+    return reduce_terms(self.head_name, self._terms(outputs), count, self.options.reduce)
 
   def loss(self, outputs, batch, training):
     terms = self.loss_terms(outputs, batch, training)
     return LossTerm(tf.add_n([t.total for t in terms.values()]), next(iter(terms.values())).count)
 
   def metric_stats(self, outputs, batch):
-    term = self.loss(outputs, batch, training=False)
+    term = self.loss(outputs, batch, False)
     return {"sum": term.total, "count": term.count}
 
   def metric_results(self, stats):
@@ -100,3 +97,9 @@ def lengths(mask: tf.Tensor) -> tf.Tensor:
   return tf.reduce_sum(mask, axis=1)
 
 
+def reduce_terms(name: str, sums: Dict[str, tf.Tensor], count: tf.Tensor,
+                 reduce: str) -> Dict[str, LossTerm]:
+  """One LossTerm per (layer, head) sum (`per_head`), or one named `name` with their mean."""
+  if reduce == "per_head":
+    return {key: LossTerm(total, count) for key, total in sums.items()}
+  return {name: LossTerm(tf.add_n(list(sums.values())) / len(sums), count)}

@@ -24,9 +24,8 @@ class AttentionEntropy(AttentionRegularizer):
   Reads: cross_attention (list of [B, H, T, S]), target_mask [B, T]. Label: none.
   Normaliser: real target positions (per selected (layer, head); `reduce=mean` averages them).
   NaN-safe at p = 0 (padding) through tf.math.xlogy. Idea: the per-(layer, head) attention loss
-  of seed 001; sparse/sharp attention as in Correia et al. 2019, "Adaptively Sparse
-  Transformers"; entropy regularisation of attention as in Zhang et al. 2019 ("Improving
-  Attention Modeling with Implicit Distortion and Fertility").
+  of seed 001; sharper (sparser) attention as motivated by Correia et al. 2019, "Adaptively
+  Sparse Transformers". sign=-1 instead spreads attention (a smoothness prior).
   """
   Options = EntropyOptions
 

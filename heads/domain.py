@@ -30,6 +30,7 @@ class DomainHead(Head):
 
   def __init__(self, options, context, **kwargs):
     super().__init__(options, context, **kwargs)
+    self.labels = (options.label,)  # the batch key actually read
     self.num_classes = max(1, len(context.label_info.get("domain", ())))
     self.mlp = MLP(options, self.num_classes, name="mlp")
     self.mlp.build((None, context.summary_dim))

@@ -103,5 +103,6 @@ class PriceHead(Head):
   def predict(self, outputs):
     logits = self(outputs[out.ENCODER_SUMMARY], training=False)
     if self.regression:
-      return {"price": tf.math.expm1(logits[:, 0])}
+      price = tf.math.expm1(logits[:, 0])
+      return {"price": price, "price_bucket": bucketize(price, self.edges)}
     return {"price_bucket": tf.argmax(logits, -1, output_type=tf.int32)}

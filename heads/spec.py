@@ -22,7 +22,16 @@ from model.seeding import component_seed
 
 
 def parse_heads_spec(text: str) -> Tuple[HeadSpec, ...]:
-  """'price:weight=0.3,buckets=5;coverage' -> (HeadSpec('price', ...), HeadSpec('coverage'))."""
+  """Parses `--heads`: 'price:weight=0.3,buckets=5;coverage:layers=0+2' -> HeadSpecs.
+
+  Heads are separated by `;`, a head's options follow `:` as `,`-separated `opt=value` pairs;
+  a list value uses `+` inside one option (`hidden=64+32`). Values stay strings here
+  (`make_options` types them). An empty string gives ().
+
+  Raises:
+    UserError: a fragment that is not `name[:opt=value,...]` (quoted in the message), or a
+      head named twice.
+  """
   specs = []
   for fragment in filter(None, (part.strip() for part in text.split(";"))):
     name, _, options = fragment.partition(":")
@@ -93,9 +102,9 @@ def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
   """Builds translation (always first) and the requested heads; weight-0 heads are skipped.
 
   Each head is constructed under `component_seed(context.seed, "head/<name>")`, so its initial
-  weights depend only on (seed, name), never on which other heads exist. Each is then run once
-  on synthetic outputs (heads/synthetic.py, training=False: no state changes), so that its
-  variables exist right away and a broken head fails here with its name.
+  weights depend only on (seed, name), never on which other heads exist. A head whose sublayers
+  are not all built in `__init__` is then run once on synthetic outputs (heads/synthetic.py,
+  training=False: no state changes), so that its variables exist right away.
 
   Args:
     specs: requested heads; a `translation` spec only sets translation's options.
@@ -133,9 +142,18 @@ def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
 
 
 def _run_once(head: Head, context: HeadContext) -> None:
-  """Runs `head` on synthetic outputs so that lazily built variables exist (eager, no updates)."""
+  """If a sublayer is still unbuilt, runs `head` once on synthetic outputs so that its variables
+  exist (eager, training=False: no statistics or seed updates)."""
+  sublayers = head._flatten_layers(include_self=False)  # pylint: disable=protected-access
+  if all(layer.built for layer in sublayers):
+    return
   outputs = synthetic.synthetic_outputs(context)
-  head.loss_terms(outputs, synthetic.synthetic_batch(context, head.labels), training=False)
+  try:
+    head.loss_terms(outputs, synthetic.synthetic_batch(context, head.labels), training=False)
+  except Exception as e:  # pylint: disable=broad-except
+    raise UserError(f"head {head.head_name!r} has unbuilt sublayers and failed on synthetic "
+                    f"outputs ({type(e).__name__}: {_one_line(e)}); build its sublayers in "
+                    f"__init__") from e
 
 
 def _one_line(error: BaseException) -> str:

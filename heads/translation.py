@@ -36,7 +36,11 @@ class TranslationOptions(HeadOptions):
 
 @register_head("translation")
 class TranslationHead(Head):
-  """Token cross-entropy of the decoder (label-smoothed); normalised by target tokens."""
+  """Token cross-entropy of the decoder (label-smoothed); normalised by target tokens.
+
+  Reads: logits [B, T, V]. Label: target_out int32 [B, T] (0 = pad). Normaliser: non-pad target
+  tokens. Paper: label smoothing, Szegedy et al. 2016.
+  """
   reads = (out.LOGITS,)
   labels = ("target_out",)
   Options = TranslationOptions

@@ -1,5 +1,8 @@
 """Helpers shared by tests (importable as `tests_support`; pytest puts tests/ on the path)."""
 import dataclasses
+import os
+import subprocess
+import sys
 
 from configs import presets
 from configs.config import DataSourceConfig
@@ -14,3 +17,18 @@ def tiny_config(workdir, data_dir, mix_listings=True, **train_overrides):
   data = dataclasses.replace(base.data, sources=sources, vocab_size=300 if mix_listings else 64)
   train = dataclasses.replace(base.train, **train_overrides)
   return dataclasses.replace(base, workdir=str(workdir), data=data, train=train)
+
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_main(*args, stdin=None, cwd=ROOT):
+  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
+  return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], input=stdin,
+                        capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
+
+
+def tiny_args(workdir, data_dir, *extra):
+  return ["--preset=tiny", f"--workdir={workdir}", "--dataset=parallel_text",
+          f"--data_dir={data_dir}", "--mix=tsv:0.2", "--vocab_size=300",
+          "--heads=price;domain;attention_entropy", *extra]

@@ -1,26 +1,10 @@
 """The command line: a tiny run end to end, and one `error:` line with status 2 for bad input
 (nothing written). Runs `python main.py` in subprocesses, as a user would."""
 import json
-import os
-import subprocess
-import sys
 
 import pytest
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-
-
-def run_main(*args, stdin=None, cwd=ROOT):
-  env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
-  return subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), *args], input=stdin,
-                        capture_output=True, text=True, cwd=cwd, env=env, timeout=600)
-
-
-def tiny_args(workdir, data_dir, *extra):
-  return ["--preset=tiny", f"--workdir={workdir}", "--dataset=parallel_text",
-          f"--data_dir={data_dir}", "--mix=tsv:0.2", "--vocab_size=300",
-          "--heads=price;domain;attention_entropy", *extra]
-
+from tests_support import run_main, tiny_args
 
 def test_train_prints_metrics_json_last_then_translate_jsonl(tmp_path, copy_corpus):
   workdir = tmp_path / "w"
