@@ -91,14 +91,14 @@ class TrainConfig:
     select_metric: validation metric that picks the best checkpoint (direction from the metric).
     jit_compile: XLA-compile the train step.
   """
-  train_steps: int = 2000
+  train_steps: int = 500
   learning_rate: float = 1e-3
-  warmup_steps: int = 400
+  warmup_steps: int = 200
   clip_norm: float = 1.0
   seed: int = 1234
   deterministic: bool = False
   combiner: str = "fixed"
-  checkpoint_every: int = 500
+  checkpoint_every: int = 100
   eval_every: int = 0
   log_every: int = 50
   keep_checkpoints: int = 5

@@ -1,9 +1,9 @@
 """Training: steps, optimisation, seeds, precision, loss combination."""
 from absl import flags
 
-flags.DEFINE_integer("train_steps", 2000, "Optimizer steps in total (a rerun resumes to this).")
+flags.DEFINE_integer("train_steps", 500, "Optimizer steps in total (a rerun resumes to this).")
 flags.DEFINE_float("learning_rate", 1e-3, "Peak learning rate.")
-flags.DEFINE_integer("warmup_steps", 400, "Linear warm-up steps before inverse-sqrt decay.")
+flags.DEFINE_integer("warmup_steps", 200, "Linear warm-up steps before inverse-sqrt decay.")
 flags.DEFINE_float("clip_norm", 1.0, "Global-norm clip of the combined gradient (0 = off).")
 flags.DEFINE_integer("seed", 1234, "Global seed; initial weights derive from (seed, component).")
 flags.DEFINE_bool("deterministic", False, "TF op determinism and a fixed data order.")

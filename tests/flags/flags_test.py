@@ -1,4 +1,5 @@
 """Flags stay at the edge, and the flags -> Config conversion honours preset < explicit flag."""
+import dataclasses
 import pathlib
 import re
 
@@ -70,3 +71,9 @@ def test_mix_and_dataset(parse):
 def test_unknown_preset_lists_known(parse):
   with pytest.raises(UserError, match="known presets: .*tiny"):
     parse("--preset=huge")
+
+
+def test_flag_defaults_equal_config_defaults(parse):
+  """`python main.py` and Config() describe the same default job."""
+  from configs.config import Config
+  assert parse() == dataclasses.replace(Config(), workdir=absl_flags.FLAGS.workdir)
