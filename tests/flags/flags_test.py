@@ -77,3 +77,10 @@ def test_flag_defaults_equal_config_defaults(parse):
   """`python main.py` and Config() describe the same default job."""
   from configs.config import Config
   assert parse() == dataclasses.replace(Config(), workdir=absl_flags.FLAGS.workdir)
+
+
+def test_readme_flag_reference_is_current():
+  """README.md's flag tables are exactly what tools/flags_table.py generates now."""
+  from flags import reference
+  assert reference.table().rstrip() in (ROOT / "README.md").read_text(encoding="utf-8"), \
+      "run: python tools/flags_table.py --write"
