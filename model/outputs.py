@@ -6,7 +6,8 @@
   ENCODER_SUMMARY   [B, D']    float   Transformer: pooled encoder outputs; RNN: final states
   CROSS_ATTENTION   list (one per decoder layer) of [B, H, T, S] float attention probabilities;
                     rows sum to 1 over real source positions and are exactly 0 on padding.
-  TARGET_MASK       [B, T]     float   1.0 on real target tokens (target_out != 0)
+  TARGET_MASK       [B, T]     float   1.0 where target_in != 0 (BOS counts; an all-pad row,
+                                       i.e. no translation, is all 0)
 """
 
 LOGITS = "logits"

@@ -21,9 +21,15 @@ class RNNSeq2Seq(Seq2Seq):
   """Attentional RNN encoder-decoder; cross_attention is one layer with one head."""
 
   def __init__(self, config, source_vocab_size, target_vocab_size, **kwargs):
-    super().__init__(name="seq2seq", **kwargs)
+    super().__init__(name=kwargs.pop("name", "seq2seq"), **kwargs)
     if config.rnn_cell not in _CELLS:
       raise ValueError(f"rnn_cell must be one of {sorted(_CELLS)}, got {config.rnn_cell!r}")
+    if config.d_model < 2 or config.d_model % 2 or config.num_layers < 1:
+      raise ValueError(f"rnn needs an even d_model >= 2 (two directions of d_model/2) and "
+                       f"num_layers >= 1, got d_model={config.d_model}, "
+                       f"num_layers={config.num_layers}")
+    if not 0.0 <= config.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {config.dropout}")
     c, d, rnn = config, config.d_model, _CELLS[config.rnn_cell]
     self.config, self.is_lstm = c, config.rnn_cell == "lstm"
     self.source_embedding = keras.layers.Embedding(source_vocab_size, d, name="source_embedding")
@@ -77,11 +83,13 @@ class RNNSeq2Seq(Seq2Seq):
     return dict(encoded, **{out.LOGITS: logits, out.CROSS_ATTENTION: [probs],
                             out.TARGET_MASK: target_mask(target_in)})
 
-  def init_decode_state(self, encoded, max_length):
+  def init_decode_state(self, encoded, max_length=None):
+    """{"rnn": [h] (GRU) or [h, c] (LSTM), each [B, D]}; max_length is not needed."""
     del max_length
     return {"rnn": self._initial_state(encoded)}
 
   def decode_step(self, tokens, step, state, encoded):
+    """tokens int32 [B] -> (float32 logits [B, V], new state); `step` is unused."""
     del step
     y = self.target_embedding(tokens)
     h, new_state = self.decoder_rnn.cell(y, state["rnn"], training=False)

@@ -11,11 +11,31 @@ def _norm(name):
   return keras.layers.LayerNormalization(epsilon=1e-6, name=name)
 
 
-class EncoderLayer(keras.layers.Layer):
+class _Configured(keras.layers.Layer):
+  """Stores and validates the shared (d_model, num_heads, ffn_dim, dropout[, num_layers]) args."""
+
+  def __init__(self, d_model, num_heads, ffn_dim, dropout, num_layers=None, **kwargs):
+    super().__init__(**kwargs)
+    if d_model < 1 or num_heads < 1 or d_model % num_heads:
+      raise ValueError(f"d_model ({d_model}) must be a positive multiple of num_heads "
+                       f"({num_heads})")
+    if ffn_dim < 1 or (num_layers is not None and num_layers < 1):
+      raise ValueError(f"ffn_dim and num_layers must be >= 1, got {ffn_dim}, {num_layers}")
+    if not 0.0 <= dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+    self._layer_args = dict(d_model=d_model, num_heads=num_heads, ffn_dim=ffn_dim, dropout=dropout)
+    if num_layers is not None:
+      self._layer_args["num_layers"] = num_layers
+
+  def get_config(self):
+    return dict(super().get_config(), **self._layer_args)
+
+
+class EncoderLayer(_Configured):
   """x + SelfAttention(LN(x)); x + FFN(LN(x))."""
 
   def __init__(self, d_model, num_heads, ffn_dim, dropout, **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(d_model, num_heads, ffn_dim, dropout, **kwargs)
     self.attention = MultiHeadAttention(d_model, num_heads, dropout, name="self_attention")
     self.ffn = FeedForward(d_model, ffn_dim, dropout, name="ffn")
     self.norm1, self.norm2 = _norm("norm1"), _norm("norm2")
@@ -24,7 +44,6 @@ class EncoderLayer(keras.layers.Layer):
   def build(self, input_shape):
     for layer in (self.norm1, self.norm2, self.ffn, self.attention):
       layer.build(input_shape)
-    self.built = True
 
   def call(self, x, mask, training=None):
     """x [B, S, D], mask [B, 1, 1, S]."""
@@ -34,11 +53,11 @@ class EncoderLayer(keras.layers.Layer):
     return x + self.dropout(self.ffn(self.norm2(x), training=training), training=training)
 
 
-class DecoderLayer(keras.layers.Layer):
+class DecoderLayer(_Configured):
   """Causal self-attention, cross-attention over the encoder, FFN; each pre-LN + residual."""
 
   def __init__(self, d_model, num_heads, ffn_dim, dropout, **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(d_model, num_heads, ffn_dim, dropout, **kwargs)
     self.self_attention = MultiHeadAttention(d_model, num_heads, dropout, name="self_attention")
     self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout, name="cross_attention")
     self.ffn = FeedForward(d_model, ffn_dim, dropout, name="ffn")
@@ -49,7 +68,6 @@ class DecoderLayer(keras.layers.Layer):
     for layer in (self.norm1, self.norm2, self.norm3, self.ffn, self.self_attention,
                   self.cross_attention):
       layer.build(input_shape)
-    self.built = True
 
   def call(self, x, self_kv, self_mask, cross_kv, cross_mask, training=None):
     """x [B, T, D]; self_kv / cross_kv: (keys, values) [B, H, L, D/H]; masks broadcast to
@@ -62,11 +80,11 @@ class DecoderLayer(keras.layers.Layer):
     return x, probs
 
 
-class TransformerEncoder(keras.layers.Layer):
+class TransformerEncoder(_Configured):
   """Embedded source [B, S, D] + mask [B, S] -> top-layer outputs [B, S, D] (final LayerNorm)."""
 
   def __init__(self, d_model, num_layers, num_heads, ffn_dim, dropout, **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(d_model, num_heads, ffn_dim, dropout, num_layers, **kwargs)
     self.layers_ = [EncoderLayer(d_model, num_heads, ffn_dim, dropout, name=f"layer_{i}")
                     for i in range(num_layers)]
     self.final_norm = _norm("final_norm")
@@ -74,7 +92,6 @@ class TransformerEncoder(keras.layers.Layer):
   def build(self, input_shape):
     for layer in self.layers_ + [self.final_norm]:
       layer.build(input_shape)
-    self.built = True
 
   def call(self, x, mask, training=None):
     attn_mask = tf.cast(mask, tf.float32)[:, None, None, :]
@@ -83,11 +100,11 @@ class TransformerEncoder(keras.layers.Layer):
     return self.final_norm(x)
 
 
-class TransformerDecoder(keras.layers.Layer):
+class TransformerDecoder(_Configured):
   """Decoder stack. Full-sequence (teacher forcing) and one-step (cached) paths share weights."""
 
   def __init__(self, d_model, num_layers, num_heads, ffn_dim, dropout, **kwargs):
-    super().__init__(**kwargs)
+    super().__init__(d_model, num_heads, ffn_dim, dropout, num_layers, **kwargs)
     self.num_heads, self.depth = num_heads, d_model // num_heads
     self.layers_ = [DecoderLayer(d_model, num_heads, ffn_dim, dropout, name=f"layer_{i}")
                     for i in range(num_layers)]
@@ -96,7 +113,6 @@ class TransformerDecoder(keras.layers.Layer):
   def build(self, input_shape):
     for layer in self.layers_ + [self.final_norm]:
       layer.build(input_shape)
-    self.built = True
 
   def memory_kv(self, memory):
     """Per-layer cross-attention (keys, values) of the encoder outputs."""

@@ -1,22 +1,28 @@
 """The Transformer encoder-decoder as a Seq2Seq (registered as "transformer")."""
+import keras
 import tensorflow as tf
 
 from model import outputs as out
 from model.layers import Pooling, TokenEmbedding
-from model.seq2seq import Seq2Seq, register_architecture, target_mask
+from model.seq2seq import Seq2Seq, default_max_length, register_architecture, target_mask
 from model.transformer import TransformerDecoder, TransformerEncoder
 
 
 @register_architecture("transformer")
 class TransformerSeq2Seq(Seq2Seq):
-  """Pre-LN Transformer; tied embeddings when `tie_embeddings` and the vocabularies are equal."""
+  """Pre-LN Transformer (Vaswani et al. 2017; Xiong et al. 2020) with sinusoidal positions.
+
+  With `tie_embeddings` and equal vocabulary sizes, one embedding serves the source, the target
+  and (transposed) the output projection (Press & Wolf 2017); otherwise each has its own.
+  ENCODER_SUMMARY pools the encoder outputs over real positions (`config.summary`).
+  """
 
   def __init__(self, config, source_vocab_size, target_vocab_size, **kwargs):
-    super().__init__(name="seq2seq", **kwargs)
+    super().__init__(name=kwargs.pop("name", "seq2seq"), **kwargs)
     c = config
-    for field in ("d_model", "num_layers", "num_heads", "ffn_dim"):
-      if getattr(c, field) < 1:
-        raise ValueError(f"{field} must be >= 1, got {getattr(c, field)}")
+    if min(source_vocab_size, target_vocab_size) < 4:
+      raise ValueError(f"vocabulary sizes must be >= 4 (pad/unk/bos/eos), got "
+                       f"{source_vocab_size}, {target_vocab_size}")
     self.config = c
     self.tied = c.tie_embeddings and source_vocab_size == target_vocab_size
     self.source_embedding = TokenEmbedding(source_vocab_size, c.d_model, c.dropout,
@@ -30,13 +36,13 @@ class TransformerSeq2Seq(Seq2Seq):
     self.pooling = Pooling(c.summary, name="summary")
     self.output_projection = None
     if not self.tied:
-      import keras
       self.output_projection = keras.layers.Dense(target_vocab_size, name="output_projection")
     self.summary_dim = c.d_model
     self.num_cross_attention_layers = c.num_layers
     self.num_attention_heads = c.num_heads
 
   def _logits(self, x):
+    """[B, T, D] -> float32 [B, T, V]."""
     if self.output_projection is None:
       return self.target_embedding.logits(x)
     return tf.cast(self.output_projection(x), tf.float32)
@@ -55,9 +61,12 @@ class TransformerSeq2Seq(Seq2Seq):
     return dict(encoded, **{out.LOGITS: self._logits(y), out.CROSS_ATTENTION: attention,
                             out.TARGET_MASK: target_mask(target_in)})
 
-  def init_decode_state(self, encoded, max_length):
+  def init_decode_state(self, encoded, max_length=None):
+    """{"cache": per layer {"k", "v"} [B, H, L, D/H] zeros, "memory_kv": per layer (k, v)
+    [B, H, S, D/H] of the encoder outputs (projected once)}."""
     memory = encoded[out.ENCODER_OUTPUTS]
-    return {"cache": self.decoder.init_cache(tf.shape(memory)[0], max_length, memory.dtype),
+    length = default_max_length(encoded[out.ENCODER_MASK], max_length)
+    return {"cache": self.decoder.init_cache(tf.shape(memory)[0], length, memory.dtype),
             "memory_kv": self.decoder.memory_kv(memory)}
 
   def decode_step(self, tokens, step, state, encoded):
