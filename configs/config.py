@@ -89,6 +89,10 @@ class TrainConfig:
     max_minutes: stop training after this wall time (0 = no limit); a rerun continues.
     on_nonfinite: `stop` (name the loss term, keep the last good checkpoint) or `skip` the step.
     select_metric: validation metric that picks the best checkpoint (direction from the metric).
+    early_stop_patience: stop after this many validations without improvement (0 = never).
+    lr_control: none | plateau (multiply the LR by lr_decay after a validation without
+      improvement) | newbob (once an improvement is below 1% relative, decay at every
+      validation), both driven by select_metric, never by the training loss.
     jit_compile: XLA-compile the train step.
   """
   train_steps: int = 500
@@ -106,6 +110,9 @@ class TrainConfig:
   max_minutes: float = 0.0
   on_nonfinite: str = "stop"
   select_metric: str = "bleu"
+  early_stop_patience: int = 0
+  lr_control: str = "none"
+  lr_decay: float = 0.5
   jit_compile: bool = False
 
 

@@ -15,6 +15,12 @@ flags.DEFINE_integer("eval_every", 0, "Score the validation split every N steps 
                      "the best checkpoint by --select_metric is kept in WORKDIR/best.")
 flags.DEFINE_string("select_metric", "bleu", "Validation metric that picks the best checkpoint, "
                     "e.g. bleu, chrf, ter, price/accuracy (direction comes from the metric).")
+flags.DEFINE_integer("early_stop_patience", 0, "Stop after N validations without improvement of "
+                     "--select_metric (0 = never).")
+flags.DEFINE_enum("lr_control", "none", ["none", "plateau", "newbob"], "Lower the learning rate "
+                  "from --select_metric: plateau (after a validation without improvement) or "
+                  "newbob (every validation once improvement falls below 1%).")
+flags.DEFINE_float("lr_decay", 0.5, "Factor applied to the learning rate by --lr_control.")
 flags.DEFINE_integer("log_every", 50, "Log a progress line and TensorBoard scalars every N steps.")
 flags.DEFINE_float("max_minutes", 0.0, "Stop training after this many minutes (0 = no limit).")
 flags.DEFINE_bool("list_presets", False, "Print the named presets and exit.")

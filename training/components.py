@@ -36,6 +36,7 @@ class Components:
   optimizer: keras.optimizers.Optimizer
   step: tf.Variable
   term_names: tuple
+  schedule: InverseSqrtWarmup = None
 
 
 def set_precision(precision: str) -> None:
@@ -67,9 +68,8 @@ def check_labels(heads) -> None:
                         f"provide; labels in every batch: {', '.join(BATCH_KEYS)}")
 
 
-def make_optimizer(config: Config, variables) -> keras.optimizers.Optimizer:
+def make_optimizer(config: Config, variables, schedule) -> keras.optimizers.Optimizer:
   train = config.train
-  schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
   optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
                                     global_clipnorm=train.clip_norm or None)
   if train.precision == "mixed_float16":
@@ -104,9 +104,10 @@ def build_components(config: Config) -> Components:
   with component_seed(train.seed, "combiner"):
     combiner = combine.get_combiner_class(train.combiner)(term_names)
   from training.step import trainable_variables
-  optimizer = make_optimizer(config, trainable_variables(model, heads, combiner))
+  schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
+  optimizer = make_optimizer(config, trainable_variables(model, heads, combiner), schedule)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
-  return Components(config, bundle, model, heads, combiner, optimizer, step, term_names)
+  return Components(config, bundle, model, heads, combiner, optimizer, step, term_names, schedule)
 
 
 def variables_checkpoint(layer) -> tf.train.Checkpoint:
@@ -122,6 +123,8 @@ def make_checkpoint(c: Components, iterator=None) -> tf.train.Checkpoint:
   """Model, heads, combiner, optimizer, step and (when training) the data iterator position."""
   objects = {"model": variables_checkpoint(c.model), "combiner": variables_checkpoint(c.combiner),
              "optimizer": c.optimizer, "step": c.step}
+  if c.schedule is not None:
+    objects["lr_scale"] = c.schedule.scale
   for head in c.heads:
     objects[f"head_{head.head_name}"] = variables_checkpoint(head)
   if iterator is not None:

@@ -1,5 +1,4 @@
 """The training loop: resume, step, log, checkpoint, evaluate, keep the best, final test score."""
-import json
 import os
 import time
 
@@ -9,38 +8,11 @@ from absl import logging
 from configs.config import Config
 from configs.errors import UserError
 from evaluation.evaluate import evaluate_split
-from evaluation.scorers import higher_is_better
 from training import workdir as wd
 from training.components import build_components, checkpoint_dir, make_checkpoint
 from training.progress import Progress
+from training.selection import Selection
 from training.step import make_train_step
-
-
-class _Best:
-  """Keeps the checkpoint with the best validation `metric` in WORKDIR/best."""
-
-  def __init__(self, c, metric: str):
-    self.metric = metric
-    self.higher = higher_is_better(metric)
-    self.manager = tf.train.CheckpointManager(make_checkpoint(c), checkpoint_dir(
-        c.config.workdir, "best"), max_to_keep=1)
-    path = os.path.join(c.config.workdir, "best", "best.json")
-    self.value = json.load(open(path))["value"] if os.path.exists(path) else None
-
-  def offer(self, metrics: dict, step: int) -> bool:
-    value = metrics
-    for part in self.metric.split("/"):
-      value = value.get(part) if isinstance(value, dict) else None
-    if value is None:
-      raise UserError(f"--select_metric {self.metric!r} is not among the validation metrics: "
-                      f"{', '.join(sorted(k for k in metrics if k != 'signature'))}")
-    if self.value is not None and (value <= self.value if self.higher else value >= self.value):
-      return False
-    self.value = float(value)
-    self.manager.save(checkpoint_number=step)
-    wd.atomic_write_text(os.path.join(os.path.dirname(self.manager.directory + "/"), "best.json"),
-                         json.dumps({"metric": self.metric, "value": self.value, "step": step}))
-    return True
 
 
 def _nonfinite_terms(result) -> list:
@@ -76,7 +48,7 @@ def train(config: Config) -> dict:
     logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(c.step.numpy()))
   elif train_cfg.train_steps == 0:
     manager.save(checkpoint_number=0)  # the initial weights, for inspection from outside
-  best = _Best(c, train_cfg.select_metric) if train_cfg.eval_every else None
+  best = Selection(c, make_checkpoint(c)) if train_cfg.eval_every else None
   _run_steps(c, iterator, manager, best, wall_start)
   final_ckpt = make_checkpoint(c)
   best_path = tf.train.latest_checkpoint(checkpoint_dir(config.workdir, "best"))
@@ -110,8 +82,13 @@ def _run_steps(c, iterator, manager, best, wall_start) -> None:
       manager.save(checkpoint_number=step)
     if best is not None and step % train_cfg.eval_every == 0:
       metrics = _evaluate(c, "validation", step, kind="validation")
-      improved = best.offer(metrics, step)
-      logging.info("validation at step %d: %s%s", step, _short(metrics), " (best)" if improved else "")
+      stop = best.update(metrics, step)
+      logging.info("validation at step %d: %s (best %s=%s)", step, _short(metrics), best.metric,
+                   best.best)
+      if stop:
+        logging.info("early stop: %d validations without improvement", best.bad_evals)
+        manager.save(checkpoint_number=step)
+        break
     if train_cfg.max_minutes and time.time() - wall_start > 60 * train_cfg.max_minutes:
       logging.info("--max_minutes=%s reached at step %d", train_cfg.max_minutes, step)
       manager.save(checkpoint_number=step)

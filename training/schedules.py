@@ -14,11 +14,13 @@ class InverseSqrtWarmup(keras.optimizers.schedules.LearningRateSchedule):
       raise ValueError(f"need peak > 0 and warmup >= 1, got peak={peak}, warmup={warmup}")
     self.peak = float(peak)
     self.warmup = int(warmup)
+    # Multiplied in by LR control (plateau / newbob); saved in checkpoints.
+    self.scale = tf.Variable(1.0, trainable=False, dtype=tf.float32, name="lr_scale")
 
   def __call__(self, step):
     step = tf.cast(step, tf.float32) + 1.0
     warm = tf.cast(self.warmup, tf.float32)
-    return self.peak * tf.minimum(step / warm, tf.sqrt(warm / step))
+    return self.scale * self.peak * tf.minimum(step / warm, tf.sqrt(warm / step))
 
   def get_config(self):
     return {"peak": self.peak, "warmup": self.warmup}
