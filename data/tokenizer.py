@@ -48,10 +48,20 @@ class Tokenizer:
 
 
 def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
-  """Trains a unigram sentencepiece model and writes it atomically to `path` (reused if there)."""
+  """Trains a unigram sentencepiece model and writes it atomically to `path` (reused if there).
+
+  `vocab_size` is a soft limit (`hard_vocab_limit=False`): a tiny corpus gets fewer pieces.
+
+  Raises:
+    UserError: no sentences, or vocab_size below the number of distinct characters.
+  """
   if os.path.exists(path):
     return Tokenizer(path)
   sentences = [s for s in sentences if s]
+  if not sentences:
+    raise UserError(f"no training text for the tokenizer {os.path.basename(path)}: the training "
+                    "splits have no sentences on this side (is the main source a translation "
+                    "corpus?)")
   model = io.BytesIO()
   try:
     _train(sentences, vocab_size, model)

@@ -87,6 +87,15 @@ def gnmt_penalty(lengths, alpha):
   return tf.pow((5.0 + tf.cast(lengths, tf.float32)) / 6.0, tf.cast(alpha, tf.float32))
 
 
+def _reorder_state(model, state, origin, batch, beam):
+  """Gathers the surviving beams' decoder state. Parts the model declares beam-invariant (the
+  same for every beam of a sentence, e.g. the encoder's cross-attention keys and values) are
+  left as they are: re-gathering them every step was most of the decoding time."""
+  invariant = getattr(model, "beam_invariant_state", ())
+  return {key: value if key in invariant else tf.nest.map_structure(
+      lambda t: _gather_beams(t, origin, batch, beam), value) for key, value in state.items()}
+
+
 def _gather_beams(tensor, indices, batch, beam):
   """tensor [B * K, ...] (beam-major within each example), indices [B, K'] -> [B * K', ...]."""
   shape = tf.shape(tensor)
@@ -165,7 +174,7 @@ class _BeamScorer:
     # Alive: the K best extensions that do not end here.
     alive_logp, _, alive_ids, origin, token = _top(cand_logp + eos_neg, k, cand_ids, origin,
                                                    token)
-    state = tf.nest.map_structure(lambda t: _gather_beams(t, origin, b, k), state)
+    state = _reorder_state(self.model, state, origin, b, k)
     # Finished: the K best of the old finished set and the extensions ending with EOS that rank
     # among the K best extensions (as in fairseq; so beam_size 1 is greedy search).
     final = is_eos & (tf.range(2 * k) < k)[None]

@@ -61,6 +61,9 @@ class TransformerSeq2Seq(Seq2Seq):
     return dict(encoded, **{out.LOGITS: self._logits(y), out.CROSS_ATTENTION: attention,
                             out.TARGET_MASK: target_mask(target_in)})
 
+  # Decoder state that is the same for every beam of one sentence (never re-gathered).
+  beam_invariant_state = ("memory_kv",)
+
   def init_decode_state(self, encoded, max_length=None):
     """{"cache": per layer {"k", "v"} [B, H, L, D/H] zeros, "memory_kv": per layer (k, v)
     [B, H, S, D/H] of the encoder outputs (projected once)}."""

@@ -84,7 +84,6 @@ def build_components(config: Config) -> Components:
   if train.deterministic:
     tf.config.experimental.enable_op_determinism()
   set_precision(train.precision)
-  tf.random.set_seed(train.seed)  # once, before any tf.data pipeline holds a resource
   head_spec.import_head_modules(config.head_modules)
   for spec in config.heads:  # unknown heads/options fail before any data work
     head_spec.make_options(get_head_class(spec.name), spec)

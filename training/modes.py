@@ -147,3 +147,12 @@ def diagnose_mode(config: Config) -> None:
   print("\n".join(report.lines()))
   if report.errors:
     sys.exit(1)
+
+
+@register_mode("export")
+def export_mode(config: Config) -> None:
+  """SavedModel in --output_file (default WORKDIR/export): strings -> translations + heads."""
+  from evaluation.export import export
+  c = _components_for_inference(config)
+  path = export(c, config.eval.output_file or os.path.join(config.workdir, "export"))
+  print_metrics({"kind": "export", "path": path})

@@ -1,0 +1,1 @@
+"""Throughput and overhead benchmarks (`python bench/throughput.py`); see docs/results.md."""

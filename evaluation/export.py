@@ -1,0 +1,76 @@
+"""`--mode=export`: a SavedModel whose serving signature maps raw strings to translations and
+head predictions, with SentencePiece tokenisation inside the graph (only TensorFlow and
+tensorflow-text are needed to load it)."""
+import os
+import shutil
+import tempfile
+
+import tensorflow as tf
+import tensorflow_text as tf_text
+
+from model import decoding
+from model import outputs as out
+
+BOS, EOS = 2, 3
+
+
+class Translator(tf.Module):
+  """Raw source strings -> {"translation": strings, "<head>/<key>": predictions}."""
+
+  def __init__(self, model, heads, source_model_path, target_model_path, eval_config,
+               max_source_length):
+    super().__init__(name="translator")
+    self.model = model
+    self.heads = [h for h in heads if h.head_name != "translation"]
+    self.source_tokenizer = tf_text.SentencepieceTokenizer(
+        model=tf.io.gfile.GFile(source_model_path, "rb").read(), out_type=tf.int32)
+    self.target_tokenizer = tf_text.SentencepieceTokenizer(
+        model=tf.io.gfile.GFile(target_model_path, "rb").read(), out_type=tf.int32)
+    self.eval_config = eval_config
+    self.max_source_length = max_source_length
+    self.variables_ = list(model.variables) + [v for h in self.heads for v in h.variables]
+
+  @tf.function(input_signature=[tf.TensorSpec([None], tf.string)])
+  def translate(self, sources):
+    pieces = self.source_tokenizer.tokenize(sources)[:, : self.max_source_length - 1]
+    eos = tf.fill([tf.shape(sources)[0], 1], EOS)
+    source = tf.concat([pieces, tf.RaggedTensor.from_tensor(eos)], axis=1).to_tensor()
+    ids = decoding.decode(self.model, source, self.eval_config.beam_size,
+                          self.eval_config.length_penalty, self.eval_config.max_decode_length)
+    result = {"translation": self._detokenize(ids)}
+    encoded = self.model.encode(source, training=False)
+    for head in self.heads:
+      if set(head.reads) <= set(encoded):
+        for key, value in head.predict(encoded).items():
+          result[f"{head.head_name}/{key}"] = value
+    return result
+
+  def _detokenize(self, ids):
+    """Cut at the first EOS, drop padding, detokenise."""
+    ids = tf.cast(ids, tf.int32)
+    before_eos = tf.cumsum(tf.cast(tf.equal(ids, EOS), tf.int32), axis=1, exclusive=True) == 0
+    keep = before_eos & (ids != EOS) & (ids != 0) & (ids != BOS)
+    return self.target_tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+
+def export(components, directory: str) -> str:
+  """Writes the SavedModel atomically (temporary directory, then rename). Returns its path."""
+  bundle, config = components.bundle, components.config
+  translator = Translator(components.model, components.heads, bundle.source_tokenizer.model_path,
+                          bundle.target_tokenizer.model_path, config.eval,
+                          4 * config.data.max_length)
+  parent = os.path.dirname(os.path.abspath(directory))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
+  try:
+    tf.saved_model.save(translator, tmp, signatures={"serving_default": translator.translate})
+    if os.path.exists(directory):
+      shutil.rmtree(directory)
+    os.replace(tmp, directory)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+  return directory
+
+
+__all__ = ["export", "Translator", "out"]
