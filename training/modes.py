@@ -75,7 +75,7 @@ def evaluate_mode(config: Config) -> None:
                       f"{len(references)}")
     decode_fn = ev.make_decoder(c.model, cfg)
     hypotheses = ev.translate_batches(decode_fn, c.bundle.text_dataset(sources, cfg.eval_batch_size),
-                                      c.bundle.target_tokenizer)
+                                      c.bundle.target_tokenizer, cfg.eval_batch_size)
     metrics = dict(score_corpus(hypotheses, references), input_file=cfg.input_file)
   else:
     metrics = ev.evaluate_split(c, cfg, cfg.split)
