@@ -37,7 +37,7 @@ class DataConfig:
                                            DataSourceConfig("tsv", "", 0.15))
   source_lang: str = "en"
   target_lang: str = "de"
-  vocab_size: int = 8000
+  vocab_size: int = 4000
   joint_vocab: bool = True
   batch_tokens: int = 2048
   max_length: int = 64
@@ -95,8 +95,8 @@ class TrainConfig:
       validation), both driven by select_metric, never by the training loss.
     jit_compile: XLA-compile the train step.
   """
-  train_steps: int = 500
-  learning_rate: float = 1e-3
+  train_steps: int = 800
+  learning_rate: float = 2e-3
   warmup_steps: int = 200
   clip_norm: float = 1.0
   seed: int = 1234
@@ -106,7 +106,7 @@ class TrainConfig:
   eval_every: int = 0
   log_every: int = 50
   keep_checkpoints: int = 5
-  precision: str = "float32"
+  precision: str = "mixed_bfloat16"
   max_minutes: float = 0.0
   on_nonfinite: str = "stop"
   select_metric: str = "bleu"

@@ -43,7 +43,8 @@ def tiny() -> Config:
       Config(),
       model=ModelConfig(d_model=32, num_layers=1, num_heads=2, ffn_dim=64, dropout=0.0),
       data=DataConfig(vocab_size=500, batch_tokens=512, max_length=32),
-      train=TrainConfig(train_steps=20, warmup_steps=10, checkpoint_every=10, log_every=10),
+      train=TrainConfig(train_steps=20, warmup_steps=10, checkpoint_every=10, log_every=10,
+                        learning_rate=1e-3, precision="float32"),
       eval=EvalConfig(beam_size=2, max_decode_length=40, max_eval_examples=50))
 
 

@@ -10,7 +10,7 @@ flags.DEFINE_string("target_lang", "de", "Target language code.")
 flags.DEFINE_string("mix", "tsv:0.15", "Extra sources mixed into the training stream: "
                     "'NAME:WEIGHT[:DATA_DIR],...', e.g. 'tsv:0.2' (the embedded Airbnb listings). "
                     "The main dataset has weight 1; '' mixes nothing in.")
-flags.DEFINE_integer("vocab_size", 8000, "SentencePiece vocabulary size.")
+flags.DEFINE_integer("vocab_size", 4000, "SentencePiece vocabulary size.")
 flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
 flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
 flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in subwords.")

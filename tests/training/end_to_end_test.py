@@ -2,8 +2,10 @@
 import dataclasses
 import io
 import json
-import os
 import contextlib
+import os
+import subprocess
+import sys
 
 import pytest
 
@@ -32,6 +34,13 @@ def test_train_checkpoint_resume_evaluate(tmp_path, copy_corpus):
   evaluated = json.loads(stdout.getvalue().strip().splitlines()[-1])
   assert evaluated["bleu"] == pytest.approx(second["bleu"])  # same checkpoint, same split
   assert (workdir / "evaluate.hyp").read_text().count("\n") == evaluated["examples"]
+  # The same numbers as the sacrebleu command line on the written hypotheses (file order kept).
+  cli = os.path.join(os.path.dirname(sys.executable), "sacrebleu")
+  for metric in ("bleu", "chrf", "ter"):
+    out = subprocess.run([cli, os.path.join(copy_corpus, "test2016.de"), "-i",
+                          str(workdir / "evaluate.hyp"), "-m", metric, "-b", "-w", "4"],
+                         capture_output=True, text=True, check=True)
+    assert float(out.stdout) == pytest.approx(evaluated[metric], abs=1e-3), metric
 
 
 def test_copy_task_is_learned(tmp_path, copy_corpus):
