@@ -32,7 +32,12 @@ def describe_presets() -> str:
 
 @register_preset
 def default() -> Config:
-  """The default job (`python main.py`): small Transformer on gettext English->German."""
+  """The default job (`python main.py`): small Transformer on gettext English->German + heads.
+
+  Command: `./run.sh`. Measured 2026-11-24 on this 2-core machine kind (docs/results.md):
+  ~7.5 minutes; test BLEU 6.99 / chrF 15.53 / TER 91.56 (copy-the-source baseline: 14.46 /
+  26.29 / 94.61); domain accuracy 0.642 (majority 0.188), price-range accuracy 0.358 (0.216).
+  """
   return Config()
 
 
@@ -50,7 +55,10 @@ def tiny() -> Config:
 
 @register_preset
 def multi30k_transformer() -> Config:
-  """Multi30k English->German, Transformer 3+3 d256 (needs --data_dir=../shared/data/multi30k)."""
+  """Multi30k English->German, Transformer 3+3 d256 (needs --data_dir=../shared/data/multi30k).
+
+  Not yet measured end to end (issue 11): the 60-minute result is still to be recorded.
+  """
   return dataclasses.replace(
       Config(),
       data=DataConfig(sources=(DataSourceConfig("parallel_text", "../shared/data/multi30k"),),

@@ -36,8 +36,11 @@ def test_train_checkpoint_resume_evaluate(tmp_path, copy_corpus):
   assert (workdir / "evaluate.hyp").read_text().count("\n") == evaluated["examples"]
   # The same numbers as the sacrebleu command line on the written hypotheses (file order kept).
   cli = os.path.join(os.path.dirname(sys.executable), "sacrebleu")
+  references = tmp_path / "refs.de"  # the preset scores the first max_eval_examples lines
+  lines = open(os.path.join(copy_corpus, "test2016.de"), encoding="utf-8").read().splitlines()
+  references.write_text("\n".join(lines[:evaluated["examples"]]) + "\n", encoding="utf-8")
   for metric in ("bleu", "chrf", "ter"):
-    out = subprocess.run([cli, os.path.join(copy_corpus, "test2016.de"), "-i",
+    out = subprocess.run([cli, str(references), "-i",
                           str(workdir / "evaluate.hyp"), "-m", metric, "-b", "-w", "4"],
                          capture_output=True, text=True, check=True)
     assert float(out.stdout) == pytest.approx(evaluated[metric], abs=1e-3), metric
