@@ -1,6 +1,6 @@
 """Translate a split (or raw lines) and score it: sacreBLEU metrics plus every head's metrics."""
 import time
-from typing import Dict, List, Sequence
+from typing import Dict, List
 
 import numpy as np
 import tensorflow as tf
@@ -65,14 +65,17 @@ def evaluate_split(components, eval_config: EvalConfig, split: str) -> Dict:
 
   Returns the metrics dict (with "hypotheses" holding the translations, to be popped by callers).
   """
-  bundle, model, heads = components.bundle, components.model, components.heads
+  bundle, model = components.bundle, components.model
   dataset = bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples)
   start = time.time()
   decode_fn = make_decoder(model, eval_config)
-  hypotheses = translate_batches(decode_fn, dataset, bundle.target_tokenizer,
-                                 eval_config.eval_batch_size)
   references = [t.decode("utf-8") for batch in dataset for t in batch["target_text"].numpy()]
-  metrics = score_corpus(hypotheses, references) if references else {}
+  if any(references):
+    hypotheses = translate_batches(decode_fn, dataset, bundle.target_tokenizer,
+                                   eval_config.eval_batch_size)
+    metrics = score_corpus(hypotheses, references)
+  else:  # a split without translations (e.g. the listings alone): heads only
+    hypotheses, metrics = [], {}
   metrics["decode_seconds"] = round(time.time() - start, 2)
   extra = [bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples,
                                source=i) for i in range(1, len(bundle.config.sources))]

@@ -9,7 +9,6 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from model import decoding
-from model import outputs as out
 
 BOS, EOS = 2, 3
 
@@ -72,5 +71,3 @@ def export(components, directory: str) -> str:
     raise
   return directory
 
-
-__all__ = ["export", "Translator", "out"]

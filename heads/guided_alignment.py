@@ -4,7 +4,6 @@ import dataclasses
 import tensorflow as tf
 
 from heads.attention import AttentionOptions, AttentionRegularizer, reduce_terms
-from heads.base import LossTerm
 from heads.registry import register_head
 from model import outputs as out
 

@@ -117,7 +117,6 @@ def translate_mode(config: Config) -> None:
 
 def _head_predictions(c, source) -> dict:
   """Predictions of every head that reads only the encoder, as JSON-ready lists."""
-  from model import outputs as out
   encoded = c.model.encode(source, training=False)
   result = {}
   for head in c.heads:
@@ -125,7 +124,6 @@ def _head_predictions(c, source) -> dict:
       continue
     for key, value in head.predict(encoded).items():
       result[f"{head.head_name}/{key}"] = tf.convert_to_tensor(value).numpy().tolist()
-  del out
   return result
 
 

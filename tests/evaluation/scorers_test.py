@@ -1,5 +1,4 @@
 """sacreBLEU scorers: same numbers as the sacrebleu command line, directions, errors."""
-import json
 import os
 import subprocess
 import sys
