@@ -71,7 +71,7 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
     for value in losses.values():
       finite &= tf.math.is_finite(value)
     if scales_loss:  # float16: the loss-scale optimizer unscales, and skips overflowing steps.
-      grad_norm = grad_norm / tf.cast(optimizer.loss_scale_factor, grad_norm.dtype)
+      grad_norm = grad_norm / tf.cast(optimizer.dynamic_scale, grad_norm.dtype)
     else:
       finite &= tf.math.is_finite(grad_norm)
 
