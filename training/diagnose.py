@@ -32,21 +32,25 @@ class Report:
     return rows
 
 
-def variable_group(path: str, head_names) -> str:
-  """embeddings | encoder | decoder | head/<name> | combiner | other, from a variable path."""
+def model_group(path: str) -> str:
+  """embeddings | encoder | decoder | other, from a model variable's path."""
   lowered = path.lower()
-  for name in head_names:
-    if lowered.startswith(name + "/") or f"/{name}/" in lowered:
-      return f"head/{name}"
-  for group in ("combiner", "embed", "encoder", "decoder"):
+  for group in ("embed", "encoder", "decoder"):
     if group in lowered:
       return "embeddings" if group == "embed" else group
   return "other"
 
 
-def _zero_matrices(variables) -> list:
-  """Weight matrices (rank >= 2: kernels, embeddings) that are entirely zero."""
-  return [v.path for v in variables if len(v.shape) >= 2 and not np.any(v.numpy())]
+def variable_names(components, variables):
+  """(group, display name) per variable; heads' and the combiner's by ownership."""
+  owner = {id(v): "combiner" for v in components.combiner.trainable_variables}
+  for head in components.heads:
+    owner.update({id(v): f"head/{head.head_name}" for v in head.trainable_variables})
+  result = []
+  for v in variables:
+    group = owner.get(id(v))
+    result.append((group, f"{group}/{v.path}") if group else (model_group(v.path), v.path))
+  return result
 
 
 def _zero_cause(variable, zero_matrices) -> str:
@@ -57,47 +61,68 @@ def _zero_cause(variable, zero_matrices) -> str:
   return "the inputs it sees are all zero or saturated"
 
 
+class _Tally:
+  """What the diagnosed batches showed, per variable and per head."""
+
+  def __init__(self, n):
+    self.reached = np.zeros(n, bool)
+    self.nonzero = np.zeros(n, bool)
+    self.labelled = set()  # heads with at least one labelled example
+
+
 def diagnose(components, batches, steps: int = 2) -> Report:
   """Gradient diagnosis over `steps` batches (no weights are changed)."""
   model, heads = components.model, components.heads
   variables = trainable_variables(model, heads, components.combiner)
-  head_names = [h.head_name for h in heads]
-  report = Report()
-  seen_nonzero = np.zeros(len(variables), bool)
-  reached = np.zeros(len(variables), bool)
+  names = variable_names(components, variables)
+  report, tally = Report(), _Tally(len(variables))
   for _, batch in zip(range(steps), batches):
     with tf.GradientTape(persistent=True) as tape:
-      outputs, losses, _, _ = compute_losses(model, heads, batch, training=True)
+      outputs, losses, _, counts = compute_losses(model, heads, batch, training=True)
     _check_outputs(outputs, report)
     for term, loss in losses.items():
-      if not np.isfinite(float(loss)):
-        report.errors.append(f"loss term {term!r} is {float(loss)} (head {term.split('/')[0]!r})")
-        continue
-      grads = tape.gradient(loss, variables)
-      norms = report.group_norms.setdefault(term, {})
-      for i, (g, v) in enumerate(zip(grads, variables)):
-        if g is None:
-          continue
-        reached[i] = True
-        g = tf.convert_to_tensor(g).numpy()
-        if not np.all(np.isfinite(g)):
-          report.errors.append(f"non-finite gradient of {v.path} from loss term {term!r}")
-          continue
-        seen_nonzero[i] |= bool(np.any(g))
-        group = variable_group(v.path, head_names)
-        norms[group] = float(np.sqrt(norms.get(group, 0.0) ** 2 + np.sum(g.astype(np.float64) ** 2)))
+      if float(counts[term]) > 0:
+        tally.labelled.add(term.split("/")[0])
+      _diagnose_term(term, loss, tape.gradient(loss, variables), variables, names, report, tally)
     del tape
-  zero_matrices = _zero_matrices(variables)
-  for path in zero_matrices:
-    report.errors.append(f"{path}: all-zero weight matrix (a zero initialiser?); gradients "
-                         "cannot flow through it to anything before it")
-  for i, v in enumerate(variables):
-    if not reached[i]:
-      report.warnings.append(f"{v.path}: no loss term reaches it (unconnected)")
-    elif not seen_nonzero[i]:
-      report.errors.append(f"{v.path}: gradient exactly zero in every loss term; "
-                           f"{_zero_cause(v, zero_matrices)}")
+  _report_variables(variables, names, report, tally)
+  for head in heads:
+    if head.head_name not in tally.labelled:
+      report.warnings.append(f"head {head.head_name!r}: no labelled example in the diagnosed "
+                             "batches, so its gradients are zero")
   return report
+
+
+def _diagnose_term(term, loss, grads, variables, names, report, tally) -> None:
+  if not np.isfinite(float(loss)):
+    report.errors.append(f"loss term {term!r} is {float(loss)} (head {term.split('/')[0]!r})")
+    return
+  norms = report.group_norms.setdefault(term, {})
+  for i, (g, (group, name)) in enumerate(zip(grads, names)):
+    if g is None:
+      continue
+    tally.reached[i] = True
+    g = tf.convert_to_tensor(g).numpy().astype(np.float64)
+    if not np.all(np.isfinite(g)):
+      report.errors.append(f"non-finite gradient of {name} from loss term {term!r}")
+      continue
+    tally.nonzero[i] |= bool(np.any(g))
+    norms[group] = float(np.sqrt(norms.get(group, 0.0) ** 2 + np.sum(g ** 2)))
+
+
+def _report_variables(variables, names, report, tally) -> None:
+  zero_matrices = [name for v, (_, name) in zip(variables, names)
+                   if len(v.shape) >= 2 and not np.any(v.numpy())]
+  for name in zero_matrices:
+    report.errors.append(f"{name}: all-zero weight matrix (a zero initialiser?); gradients "
+                         "cannot flow through it to anything before it")
+  for i, (v, (group, name)) in enumerate(zip(variables, names)):
+    unlabelled = group.startswith("head/") and group[5:] not in tally.labelled
+    if not tally.reached[i]:
+      report.warnings.append(f"{name}: no loss term reaches it (unconnected)")
+    elif not tally.nonzero[i] and not unlabelled:
+      report.errors.append(f"{name}: gradient exactly zero in every loss term; "
+                           f"{_zero_cause(v, zero_matrices)}")
 
 
 def _check_outputs(outputs, report: Report) -> None:

@@ -103,3 +103,10 @@ def test_list_heads_and_evaluate_without_training(tmp_path):
   assert listed.returncode == 0 and "price:" in listed.stdout and "buckets = 5" in listed.stdout
   _assert_user_error(run_main("--mode=evaluate", f"--workdir={tmp_path / 'none'}"),
                      "train there first")
+
+
+def test_diagnose_mode_on_a_healthy_model(tmp_path, copy_corpus):
+  result = run_main(*tiny_args(tmp_path / "w", copy_corpus), "--mode=diagnose")
+  assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+  assert "diagnosis: 0 error(s)" in result.stdout
+  assert "translation: " in result.stdout and "price: " in result.stdout
