@@ -123,7 +123,11 @@ def _head_predictions(c, source) -> dict:
     if head.head_name == "translation" or not set(head.reads) <= set(encoded):
       continue
     for key, value in head.predict(encoded).items():
-      result[f"{head.head_name}/{key}"] = tf.convert_to_tensor(value).numpy().tolist()
+      values = tf.convert_to_tensor(value).numpy().tolist()
+      names = head.context.label_info.get(key)  # e.g. domain ids -> catalog names
+      if isinstance(names, tuple):
+        values = [names[v] if 0 <= v < len(names) else None for v in values]
+      result[f"{head.head_name}/{key}"] = values
   return result
 
 
