@@ -62,8 +62,10 @@ def config_from_flags() -> Config:
       updates[section] = dataclasses.replace(getattr(config, section), **given)
   data = updates.get("data", config.data)
   sources = list(data.sources)
-  if _given("dataset") or _given("data_dir"):
+  if _given("dataset"):
     sources[0] = dataclasses.replace(sources[0], dataset=FLAGS.dataset, data_dir=FLAGS.data_dir)
+  elif _given("data_dir"):  # keeps the preset's dataset (e.g. multi30k_transformer)
+    sources[0] = dataclasses.replace(sources[0], data_dir=FLAGS.data_dir)
   if _given("mix"):
     sources = sources[:1] + list(parse_mix(FLAGS.mix))
   updates["data"] = dataclasses.replace(data, sources=tuple(sources))

@@ -68,6 +68,11 @@ def test_mix_and_dataset(parse):
     parse("--mix=tsv:lots")
 
 
+def test_data_dir_alone_keeps_the_presets_dataset(parse):
+  config = parse("--preset=multi30k_transformer", "--data_dir=/m30k")
+  assert [(s.dataset, s.data_dir) for s in config.data.sources] == [("parallel_text", "/m30k")]
+
+
 def test_unknown_preset_lists_known(parse):
   with pytest.raises(UserError, match="known presets: .*tiny"):
     parse("--preset=huge")
