@@ -11,6 +11,7 @@ flags.DEFINE_string("combiner", "fixed", "How losses are combined: fixed, uncert
 flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs with "
                   "AVX512-BF16 and recent GPUs; use float32 elsewhere.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (slower on CPU here).")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (off by default: XLA was "
+                  "0.69x on this CPU kind in DESIGN.md; not yet measured for auxseq).")
 flags.DEFINE_enum("on_nonfinite", "stop", ["stop", "skip"], "On a non-finite loss: stop and "
                   "name the term, or skip the step.")
