@@ -94,6 +94,18 @@ class TrainConfig:
       improvement) | newbob (once an improvement is below 1% relative, decay at every
       validation), both driven by select_metric, never by the training loss.
     jit_compile: XLA-compile the train step.
+    accum_steps: micro-batches per optimizer step; each loss is divided by its count over all
+      of them (exact: equals one step on the concatenated batch). `fixed` combiner only.
+    distribute: none | mirrored (tf.distribute.MirroredStrategy over the visible GPUs, or the
+      logical CPU devices) | multi_worker (MultiWorkerMirroredStrategy from TF_CONFIG).
+    log_grad_stats_every: every N steps, per-term gradient norms and pairwise cosines at the
+      encoder boundary go to TensorBoard and metrics.jsonl (0 = never).
+    schedule: joint (every loss in one step; the design) | alternating (alternate_ratio
+      translation-only steps, then one auxiliary-only step) | two_optimizers (a translation step
+      and an auxiliary step with its own Adam, every step). The last two are baselines only.
+    alternate_ratio: translation steps per auxiliary step under schedule=alternating.
+    ema_decay: exponential moving average of the weights, used for every evaluation and for
+      translate/export (0 = off); see training/averaging.py.
   """
   train_steps: int = 800
   learning_rate: float = 2e-3
@@ -114,6 +126,12 @@ class TrainConfig:
   lr_control: str = "none"
   lr_decay: float = 0.5
   jit_compile: bool = False
+  ema_decay: float = 0.0
+  accum_steps: int = 1
+  distribute: str = "none"
+  log_grad_stats_every: int = 0
+  schedule: str = "joint"
+  alternate_ratio: int = 10
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +146,11 @@ class EvalConfig:
     input_file / output_file / reference_file: evaluate and translate I/O.
     output_format: text | jsonl.
     eval_batch_size: sentences per decoding batch.
+    inspect_lines: sentences `--mode=inspect` draws (the first N of --input_file or --split).
+    average_last: evaluate/translate/export the average of the last N regular checkpoints
+      (0 = off); the final test score of `--mode=train` uses it when N > 1.
+    translate_batch_tokens: source-token budget of a `--mode=translate` batch (0 = batches of
+      eval_batch_size sentences).
   """
   beam_size: int = 4
   length_penalty: float = 0.6
@@ -139,6 +162,9 @@ class EvalConfig:
   output_format: str = "text"
   eval_batch_size: int = 64
   max_eval_examples: int = 0
+  average_last: int = 0
+  translate_batch_tokens: int = 4096
+  inspect_lines: int = 8
 
 
 @dataclasses.dataclass(frozen=True)

@@ -64,8 +64,8 @@ def multi30k_transformer() -> Config:
       data=DataConfig(sources=(DataSourceConfig("parallel_text", "../shared/data/multi30k"),),
                       vocab_size=8000, batch_tokens=2048, max_length=80),
       heads=(),
-      train=TrainConfig(train_steps=4000, learning_rate=1e-3, warmup_steps=800,
-                        checkpoint_every=500, eval_every=1000))
+      train=TrainConfig(train_steps=100000, learning_rate=2e-3, warmup_steps=500,
+                        checkpoint_every=250, eval_every=1000, max_minutes=52.0))
 
 
 @register_preset

@@ -26,7 +26,9 @@ class DataBundle:
 
   Attributes:
     source_tokenizer, target_tokenizer: `Tokenizer`s (the same object when joint_vocab).
-    label_info: {"price": float64 [N] finite training prices, "domain": sorted domain names}.
+    label_info: {"price": float64 [N] finite training prices, "domain": sorted domain names,
+      "alignment": number of training examples with word alignment links}. Batches carry the
+      `alignment` key only when that number is > 0.
     stats: counts per source (examples per split, blank lines, masked prices) and in total
       (`dropped_over_max_length` training examples the train stream skips).
   """
@@ -36,7 +38,8 @@ class DataBundle:
     self.config, self.builders = config, builders_
     self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
     self.label_info, self.stats = label_info, stats
-    self.encoder = pipeline.Encoder(source_tokenizer, target_tokenizer, label_info["domain"])
+    self.encoder = pipeline.Encoder(source_tokenizer, target_tokenizer, label_info["domain"],
+                                    alignment=label_info["alignment"] > 0)
 
   def train_dataset(self, batch_tokens: int, seed: int) -> tf.data.Dataset:
     """Infinite shuffled batches of every source mixed by weight, bucketed to `batch_tokens`."""
@@ -70,7 +73,9 @@ class DataBundle:
 def _label_info(train_rows: List[List[dict]]) -> dict:
   prices = [r["price"] for rows in train_rows for r in rows if not math.isnan(r["price"])]
   domains = {r["domain"] for rows in train_rows for r in rows if r["domain"]}
-  return {"price": np.asarray(prices, np.float64), "domain": tuple(sorted(domains))}
+  aligned = sum(1 for rows in train_rows for r in rows if r["alignment"])
+  return {"price": np.asarray(prices, np.float64), "domain": tuple(sorted(domains)),
+          "alignment": aligned}
 
 
 def _tokenizers(config: DataConfig, train_rows: List[List[dict]], workdir: str):

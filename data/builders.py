@@ -13,7 +13,8 @@ from data import sources
 tfds.disable_progress_bar()
 
 FEATURES = {"source": tfds.features.Text(), "target": tfds.features.Text(),
-            "domain": tfds.features.Text(), "price": tfds.features.Scalar(tf.float32)}
+            "domain": tfds.features.Text(), "price": tfds.features.Scalar(tf.float32),
+            "alignment": tfds.features.Text()}
 
 
 class AuxseqTextConfig(tfds.core.BuilderConfig):
@@ -45,10 +46,12 @@ def _fingerprint(path: str) -> str:
 
 
 class AuxseqText(tfds.core.GeneratorBasedBuilder):
-  """Source/target text with a domain label and a price; missing parts empty / NaN."""
-  VERSION = tfds.core.Version("1.1.0")
+  """Source/target text with a domain label, a price and word alignments; missing parts empty /
+  NaN. A new version is prepared into its own directory, so a cache of an older one is not read."""
+  VERSION = tfds.core.Version("1.2.0")
   RELEASE_NOTES = {"1.0.0": "source, target, domain, price; train/validation/test.",
-                   "1.1.0": "file order kept; gettext: mid-word accelerators, plural forms."}
+                   "1.1.0": "file order kept; gettext: mid-word accelerators, plural forms.",
+                   "1.2.0": "alignment: Pharaoh i-j word links (parallel_text *.align files)."}
 
   def __init__(self, *, config: AuxseqTextConfig, **kwargs):
     self._raw = None

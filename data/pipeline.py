@@ -2,27 +2,96 @@
 
 Keys (padding id 0): source int32 [B, S] = pieces + EOS; target_in int32 [B, T] = BOS + pieces;
 target_out int32 [B, T] = pieces + EOS (all-pad rows when there is no translation); price float32
-[B] (NaN = missing); domain int32 [B] (-1 = missing). Evaluation batches also carry source_text
-and target_text (tf.string [B]).
+[B] (NaN = missing); domain int32 [B] (-1 = missing); and, only when the data has word alignments,
+alignment tf.string [B] (Pharaoh `k-m` links between positions of `source` and `target_out`; ""
+= none). Evaluation batches also carry source_text and target_text (tf.string [B]).
 """
 from typing import Sequence
 
 import tensorflow as tf
+import tensorflow_text as tf_text
 
 from data.tokenizer import BOS, EOS
 
-_KEYS = ("source", "target_in", "target_out", "price", "domain")
+
+def piece_words(text: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
+  """The word each sentencepiece piece belongs to, from the pieces' byte offsets.
+
+  Args:
+    text: tf.string scalar whose words are separated by single spaces (as the readers store it).
+    starts: int64 [N] byte offset in `text` where each piece starts (`tokenize_with_offsets`).
+
+  Returns:
+    int32 [N]: the number of words that end at or before the piece's first byte. A piece that
+    starts on the space before a word ("▁c" of "ab c", or a lone "▁") counts to that word;
+    offsets refer to the original text, so normalisation (NFKC) cannot shift words.
+  """
+  words = tf.strings.split(text, " ")
+  ends = tf.cumsum(tf.strings.length(words) + 1) - 1  # exclusive end byte of each word
+  return tf.searchsorted(tf.cast(ends, tf.int64), tf.cast(starts, tf.int64), side="right",
+                         out_type=tf.int32)
+
+
+def subword_links(links: tf.Tensor, source_words: tf.Tensor, target_words: tf.Tensor):
+  """Pharaoh word links -> Pharaoh links between the pieces of the linked words.
+
+  Args:
+    links: tf.string scalar, e.g. "0-1 2-0" (source word i - target word j), checked by the
+      reader.
+    source_words: int32 [S'] word index of each source piece (`piece_words`).
+    target_words: int32 [T'] word index of each target piece.
+
+  Returns:
+    tf.string scalar "k-m ...": every source piece k of word i with every target piece m of
+    word j, for each link i-j; source-major order, no duplicates; "" when nothing is linked.
+  """
+  parts = tf.strings.split(tf.strings.split(links), "-").to_tensor("0", shape=[None, 2])
+  pairs = tf.strings.to_number(parts, tf.int32)  # [L, 2]
+  source_hit = tf.cast(tf.equal(source_words[:, None], pairs[None, :, 0]), tf.float32)  # [S', L]
+  target_hit = tf.cast(tf.equal(pairs[:, 1:], target_words[None, :]), tf.float32)  # [L, T']
+  linked = tf.strings.as_string(tf.where(tf.matmul(source_hit, target_hit) > 0))  # [N, 2]
+  return tf.strings.reduce_join(tf.strings.reduce_join(linked, axis=1, separator="-"),
+                                separator=" ")
+
+
+def _offsets_tokenizer(tokenizer) -> tf_text.SentencepieceTokenizer:
+  with open(tokenizer.model_path, "rb") as f:
+    return tf_text.SentencepieceTokenizer(model=f.read(), out_type=tf.int32)
 
 
 class Encoder:
-  """Maps raw TFDS examples to token ids inside tf.data."""
+  """Maps raw TFDS examples to token ids inside tf.data.
 
-  def __init__(self, source_tokenizer, target_tokenizer, domains: Sequence[str]):
+  With `alignment=True` every example also gets `alignment`: its Pharaoh word links mapped to
+  positions of `source` and `target_out` (source word i -> all of its pieces, target word j ->
+  all of its pieces; EOS and BOS are never linked; "" when the example has no links).
+  """
+
+  def __init__(self, source_tokenizer, target_tokenizer, domains: Sequence[str],
+               alignment: bool = False):
     self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
     keys = tf.constant(list(domains) or ["<none>"], tf.string)
     values = tf.range(tf.size(keys), dtype=tf.int32)
     self.domain_table = tf.lookup.StaticHashTable(
         tf.lookup.KeyValueTensorInitializer(keys, values), default_value=-1)
+    self.alignment = alignment
+    if alignment:
+      source = _offsets_tokenizer(source_tokenizer)
+      same = source_tokenizer is target_tokenizer
+      self._offsets = (source, source if same else _offsets_tokenizer(target_tokenizer))
+
+  def subword_alignment(self, row, source_cap=None) -> tf.Tensor:
+    """tf.string scalar: `row["alignment"]` (word links) at subword positions."""
+    def mapped():
+      _, source_starts, _ = self._offsets[0].tokenize_with_offsets(row["source"])
+      _, target_starts, _ = self._offsets[1].tokenize_with_offsets(row["target"])
+      source_words = piece_words(row["source"], source_starts)
+      if source_cap is not None:  # the pieces `source_ids` keeps
+        source_words = source_words[:source_cap - 1]
+      return subword_links(row["alignment"], source_words,
+                           piece_words(row["target"], target_starts))
+    has_links = tf.strings.length(row["alignment"]) > 0
+    return tf.cond(has_links, mapped, lambda: tf.constant("", tf.string))
 
   def source_ids(self, text, max_length=None):
     ids = self.source_tokenizer.tokenize(text)
@@ -41,6 +110,8 @@ class Encoder:
     batch = {"source": self.source_ids(row["source"], source_cap),
              "target_in": tf.cast(target_in, tf.int32), "target_out": tf.cast(target_out, tf.int32),
              "price": tf.cast(row["price"], tf.float32), "domain": tf.cast(domain, tf.int32)}
+    if self.alignment:
+      batch["alignment"] = self.subword_alignment(row, source_cap)
     if keep_text:
       batch["source_text"], batch["target_text"] = row["source"], row["target"]
     return batch
@@ -70,10 +141,9 @@ def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_len
   encoded = encoded.filter(lambda ex: example_length(ex) <= max_length)
   bounds = bucket_boundaries(max_length)
   sizes = [max(1, batch_tokens // b) for b in bounds] + [max(1, batch_tokens // (max_length + 1))]
-  batched = encoded.bucket_by_sequence_length(
-      example_length, bounds, sizes, padded_shapes={k: ([None] if k in _KEYS[:3] else [])
-                                                    for k in _KEYS},
-      drop_remainder=False)
+  shapes = {k: [None] * spec.shape.rank for k, spec in encoded.element_spec.items()}
+  batched = encoded.bucket_by_sequence_length(example_length, bounds, sizes, padded_shapes=shapes,
+                                              drop_remainder=False)
   return batched.prefetch(2)
 
 

@@ -1,8 +1,9 @@
 """The data-source registry and what every reader shares (example rows, hash splits).
 
 A reader is `fn(data_dir, source_lang, target_lang) -> ({split: [Example, ...]}, stats)`. An
-Example is a dict with `source`, `target` ("" = no translation), `domain` ("" = unknown) and
-`price` (NaN = missing). Splits are `train`, `validation` and `test`.
+Example is a dict with `source`, `target` ("" = no translation), `domain` ("" = unknown), `price`
+(NaN = missing) and `alignment` (Pharaoh `i-j` links between the whitespace-separated *words* of
+source and target; "" = none). Splits are `train`, `validation` and `test`.
 """
 import hashlib
 import math
@@ -40,8 +41,10 @@ def list_sources() -> Dict[str, str]:
   return {name: desc for name, (_, desc) in sorted(_READERS.items())}
 
 
-def example(source: str, target: str = "", domain: str = "", price: float = math.nan) -> Example:
-  return {"source": source, "target": target, "domain": domain, "price": float(price)}
+def example(source: str, target: str = "", domain: str = "", price: float = math.nan,
+            alignment: str = "") -> Example:
+  return {"source": source, "target": target, "domain": domain, "price": float(price),
+          "alignment": alignment}
 
 
 def hash_split(text: str, validation_per_mille: int = 20, test_per_mille: int = 20) -> str:

@@ -1,11 +1,13 @@
-"""Sources read from plain text files: `parallel_text` (line-aligned) and `tsv` (text + price).
+"""Sources read from plain text files: `parallel_text` (line-aligned, optionally with Pharaoh word
+alignments) and `tsv` (text + price).
 
 Every problem a user can fix is one UserError line naming the file (and line) and what is accepted.
 """
 import glob
 import math
 import os
-from typing import List, Tuple
+import re
+from typing import List, Optional, Tuple
 
 from configs.errors import UserError
 from data.registry import SPLITS, Splits, example, register_source, split_rows
@@ -13,6 +15,7 @@ from data.registry import SPLITS, Splits, example, register_source, split_rows
 EMBEDDED_TSV = os.path.join(os.path.dirname(__file__), "files", "listings_berlin_2025-09.tsv")
 _PREFIXES = {"train": ("train",), "validation": ("val", "valid", "validation", "dev"),
              "test": ("test",)}
+_LINK = re.compile(r"([0-9]+)-([0-9]+)")
 
 
 def read_lines(path: str) -> List[str]:
@@ -51,25 +54,71 @@ def find_split_file(data_dir: str, split: str, lang: str) -> str:
                                                         else ""))
 
 
-def _aligned_pairs(src_path: str, tgt_path: str) -> Tuple[list, int]:
+def find_alignment_file(src_path: str, source_lang: str, target_lang: str) -> Optional[str]:
+  """DIR/<stem>.<src>-<tgt>.align, else DIR/<stem>.align, beside DIR/<stem>.<src>; or None."""
+  stem = src_path[:-len(f".{source_lang}")]
+  for path in (f"{stem}.{source_lang}-{target_lang}.align", f"{stem}.align"):
+    if os.path.isfile(path):
+      return path
+  return None
+
+
+def parse_alignment(line: str, source_words: int, target_words: int, where: str) -> str:
+  """One Pharaoh line (`i-j` word links, whitespace-separated), checked and normalised.
+
+  Args:
+    line: e.g. "0-0 1-2 2-1"; i = 0-based source word, j = 0-based target word; "" = no links.
+    source_words, target_words: word counts of the pair (whitespace-separated words).
+    where: "FILE:LINE" for the error message.
+
+  Returns:
+    The links joined by single spaces.
+
+  Raises:
+    UserError: a link that is not `i-j` with non-negative integers, or one past the sentence.
+  """
+  links = line.split()
+  for link in links:
+    match = _LINK.fullmatch(link)
+    if not match:
+      raise UserError(f"{where}: malformed alignment link {link!r}; expected Pharaoh i-j with "
+                      "0-based word indices (i = source word, j = target word)")
+    i, j = int(match.group(1)), int(match.group(2))
+    if i >= source_words or j >= target_words:
+      raise UserError(f"{where}: alignment link {link!r} is past the sentence pair: the source "
+                      f"has {source_words} words, the target {target_words} (indices start at 0)")
+  return " ".join(links)
+
+
+def _aligned_pairs(src_path: str, tgt_path: str, align_path: Optional[str]) -> Tuple[list, int]:
   src, tgt = read_lines(src_path), read_lines(tgt_path)
   if len(src) != len(tgt):
     raise UserError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
                     "parallel files must have one line per sentence pair")
+  align = read_lines(align_path) if align_path else [""] * len(src)
+  if len(align) != len(src):
+    raise UserError(f"{align_path} has {len(align)} lines but {src_path} and {tgt_path} have "
+                    f"{len(src)}; an alignment file needs one line per sentence pair")
   rows, blank = [], 0
-  for s, t in zip(src, tgt):
-    s, t = " ".join(s.split()), " ".join(t.split())
+  for number, (s, t, a) in enumerate(zip(src, tgt, align), 1):
+    s, t = s.split(), t.split()
+    links = parse_alignment(a, len(s), len(t), f"{align_path}:{number}") if a.strip() else ""
     if s and t:
-      rows.append(example(s, t))
+      rows.append(example(" ".join(s), " ".join(t), alignment=links))
     else:
       blank += 1
   return rows, blank
 
 
 @register_source("parallel_text", "line-aligned DATA_DIR/{train,val,test*}.<lang> files, "
-                 "e.g. ../shared/data/multi30k as it is")
+                 "e.g. ../shared/data/multi30k as it is; optional <split>.align word alignments")
 def read_parallel_text(data_dir: str, source_lang: str, target_lang: str) -> Tuple[Splits, dict]:
-  """One sentence a line per split and language; pairs with a blank side skipped and counted."""
+  """One sentence a line per split and language; pairs with a blank side skipped and counted.
+
+  An optional word alignment file per split beside the text files (`find_alignment_file`) fills
+  each example's `alignment`; stats then list it among the split's files and count the pairs
+  with at least one link (`<split>_aligned`).
+  """
   if not data_dir or not os.path.isdir(data_dir):
     raise UserError(f"dataset parallel_text needs --data_dir=DIR holding train/val/test "
                     f"files; {data_dir!r} is not a directory")
@@ -78,10 +127,13 @@ def read_parallel_text(data_dir: str, source_lang: str, target_lang: str) -> Tup
   for split in SPLITS:
     src_path = find_split_file(data_dir, split, source_lang)
     tgt_path = find_split_file(data_dir, split, target_lang)
-    splits[split], blank = _aligned_pairs(src_path, tgt_path)
+    align_path = find_alignment_file(src_path, source_lang, target_lang)
+    splits[split], blank = _aligned_pairs(src_path, tgt_path, align_path)
     stats["blank_lines_skipped"] += blank
     stats[f"{split}_examples"] = len(splits[split])
-    stats[f"{split}_files"] = [os.path.basename(src_path), os.path.basename(tgt_path)]
+    stats[f"{split}_files"] = [os.path.basename(p) for p in (src_path, tgt_path, align_path) if p]
+    if align_path:
+      stats[f"{split}_aligned"] = sum(1 for row in splits[split] if row["alignment"])
   if not splits["train"]:
     raise UserError(f"dataset parallel_text: every line of the train files in {data_dir!r} "
                     "is blank on one side; nothing to train on")

@@ -1,6 +1,7 @@
 """Translate a split (or raw lines) and score it: sacreBLEU metrics plus every head's metrics."""
+import itertools
 import time
-from typing import Dict, List
+from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -8,6 +9,8 @@ import tensorflow as tf
 from configs.config import EvalConfig
 from evaluation.scorers import score_corpus
 from model import decoding
+
+TRANSLATE_WINDOW_LINES = 1000  # --mode=translate reads, sorts and decodes this many lines at once
 
 
 def make_decoder(model, eval_config: EvalConfig):
@@ -38,6 +41,63 @@ def translate_batches(decode_fn, batches, tokenizer, batch_size: int) -> List[st
     for i, text in zip(chunk, tokenizer.detokenize(decode_fn(tf.constant(padded)).numpy())):
       hypotheses[i] = text
   return hypotheses
+
+
+def token_batches(lengths: Sequence[int], batch_tokens: int, max_sentences: int = 0
+                  ) -> List[List[int]]:
+  """Indices of `lengths` sorted by length (stable), cut into batches of at most `batch_tokens`
+  padded tokens (sentences x longest); a sentence longer than the budget gets its own batch.
+  With batch_tokens 0, batches of `max_sentences` sentences instead."""
+  order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+  batches: List[List[int]] = []
+  for i in order:
+    current = batches[-1] if batches else None
+    if current is not None and (
+        (batch_tokens and (len(current) + 1) * max(lengths[i], 1) <= batch_tokens) or
+        (not batch_tokens and len(current) < max_sentences)):
+      current.append(i)
+    else:
+      batches.append([i])
+  return batches
+
+
+def pad_rows(rows: Sequence[np.ndarray]) -> np.ndarray:
+  """int32 [N, longest] with each row left-aligned and 0 (pad) after it."""
+  padded = np.zeros([len(rows), max(max(len(r) for r in rows), 1)], np.int32)
+  for j, row in enumerate(rows):
+    padded[j, :len(row)] = row
+  return padded
+
+
+def translate_stream(lines: Iterable[str], encode_fn: Callable, decode_fn: Callable,
+                     batch_tokens: int, max_sentences: int,
+                     window: int = 0) -> Iterator[Tuple[str, object]]:
+  """(line, result) for every input line, in input order, produced window by window.
+
+  `lines` is consumed lazily, `window` lines at a time (stdin need not reach EOF before output
+  starts). Inside a window the sentences are sorted by length and decoded in token-budget
+  batches (`token_batches`), then put back in input order.
+
+  Args:
+    lines: source sentences (an iterator is read lazily).
+    encode_fn: list of strings -> list of int id arrays (no padding).
+    decode_fn: int32 [B, S] padded sources -> a list of B results.
+    batch_tokens: padded source tokens per batch (0 = `max_sentences` sentences per batch).
+    max_sentences: sentences per batch when batch_tokens is 0.
+    window: lines read, sorted and decoded together (0 = TRANSLATE_WINDOW_LINES).
+  """
+  window = window or TRANSLATE_WINDOW_LINES
+  iterator = iter(lines)
+  while True:
+    chunk = list(itertools.islice(iterator, window))
+    if not chunk:
+      return
+    rows = encode_fn(chunk)
+    results: List[object] = [None] * len(chunk)
+    for batch in token_batches([len(r) for r in rows], batch_tokens, max_sentences):
+      for i, result in zip(batch, decode_fn(pad_rows([rows[i] for i in batch]))):
+        results[i] = result
+    yield from zip(chunk, results)
 
 
 def make_stats_fn(model, heads):

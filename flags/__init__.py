@@ -24,10 +24,11 @@ _SECTIONS = {
     "train": ("train_steps", "learning_rate", "warmup_steps", "clip_norm", "seed", "deterministic",
               "combiner", "precision", "jit_compile", "on_nonfinite", "checkpoint_every",
               "eval_every", "select_metric", "log_every", "max_minutes", "early_stop_patience",
-              "lr_control", "lr_decay"),
+              "lr_control", "lr_decay", "accum_steps", "distribute",
+              "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay"),
     "eval": ("beam_size", "length_penalty", "max_decode_length", "split", "input_file",
              "output_file", "reference_file", "output_format", "eval_batch_size",
-             "max_eval_examples"),
+             "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens"),
 }
 
 

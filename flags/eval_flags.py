@@ -12,3 +12,11 @@ flags.DEFINE_enum("output_format", "text", ["text", "jsonl"], "Translate output:
                   "JSON lines with every head's prediction.")
 flags.DEFINE_integer("eval_batch_size", 64, "Sentences per decoding batch.")
 flags.DEFINE_integer("max_eval_examples", 0, "Score only the first N examples (0 = all).")
+flags.DEFINE_integer("inspect_lines", 8, "Sentences drawn by --mode=inspect (the first N of "
+                     "--input_file, else of --split).")
+flags.DEFINE_integer("average_last", 0, "Evaluate, translate and export with the average of the "
+                     "last N checkpoints of WORKDIR/checkpoints (0 = off; best/latest instead); "
+                     "in --mode=train the final test score uses it when N > 1.")
+flags.DEFINE_integer("translate_batch_tokens", 4096, "--mode=translate: source tokens per batch "
+                     "(sentences sorted by length within windows of 1000 lines; 0 = "
+                     "--eval_batch_size sentences per batch).")

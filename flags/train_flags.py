@@ -15,3 +15,16 @@ flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (off by defa
                   "0.69x on this CPU kind in DESIGN.md; not yet measured for auxseq).")
 flags.DEFINE_enum("on_nonfinite", "stop", ["stop", "skip"], "On a non-finite loss: stop and "
                   "name the term, or skip the step.")
+flags.DEFINE_integer("accum_steps", 1, "Micro-batches per optimizer step (exact global "
+                     "normalisation of every loss; --combiner=fixed only).")
+flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"], "tf.distribute: "
+                  "mirrored = MirroredStrategy over local GPUs (or logical CPUs); multi_worker = "
+                  "MultiWorkerMirroredStrategy configured by the TF_CONFIG variable.")
+flags.DEFINE_integer("log_grad_stats_every", 0, "Every N steps log per-loss gradient norms and "
+                     "pairwise cosines at the encoder boundary (0 = never).")
+flags.DEFINE_enum("schedule", "joint", ["joint", "alternating", "two_optimizers"], "joint: all "
+                  "losses in one step. alternating / two_optimizers: baselines for comparison.")
+flags.DEFINE_integer("alternate_ratio", 10, "Translation steps per auxiliary step when "
+                     "--schedule=alternating.")
+flags.DEFINE_float("ema_decay", 0.0, "Exponential moving average of the weights, used for every "
+                   "evaluation and for translate/export (e.g. 0.999; 0 = off).")

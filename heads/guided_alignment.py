@@ -1,5 +1,6 @@
 """The `guided_alignment` head: cross-attention supervised by given word alignments."""
 import dataclasses
+from typing import Literal
 
 import tensorflow as tf
 
@@ -34,21 +35,28 @@ def alignment_matrix(alignment: tf.Tensor, target_len, source_len) -> tf.Tensor:
 
 @dataclasses.dataclass(frozen=True)
 class GuidedAlignmentOptions(AttentionOptions):
-  """Defaults: the last layer, every head (one CE per head, averaged), weight 0.05."""
+  """Defaults: the last layer, every head (one loss per head, averaged), weight 0.05, mode ce."""
   layers: str = "last"
+  mode: Literal["ce", "mse"] = "ce"
 
 
 @register_head("guided_alignment")
 class GuidedAlignment(AttentionRegularizer):
-  """Cross-entropy of the cross-attention against given alignments, -sum_s A[t, s] log p[t, s].
+  """Cross-attention supervised by given alignments A (row-normalised per target position t).
+
+  `mode=ce` (default): cross-entropy -sum_s A[t, s] log p[t, s]; p is floored at 1e-9 so that a
+  link to a zero-probability position has a finite loss and gradient. `mode=mse`: squared error
+  sum_s (p[t, s] - A[t, s])^2 of the attention row against the alignment row, summed over the
+  source positions (padding contributes 0 on both sides, so the value does not depend on the
+  batch's padded width); rows without links are not compared.
 
   Reads: cross_attention (list of [B, H, T, S]), target_mask [B, T]. Label: `alignment`
-  tf.string [B] in Pharaoh `i-j` format (source i, target j; "" or an absent key = none).
-  Normaliser: real target positions that have at least one link. p is floored at 1e-9 so that a
-  link to a zero-probability position has a finite loss and gradient. Idea: guided alignment
-  training, Chen et al. 2016 ("Guided Alignment Training for Topic-Aware Neural Machine
-  Translation"); Garg et al. 2019 ("Jointly Learning to Align and Translate with Transformer
-  Models") for Transformer heads.
+  tf.string [B] in Pharaoh `i-j` format at subword positions (source i, target_out j; "" or an
+  absent key = none); the data pipeline maps word alignments to these positions. Normaliser
+  (both modes): real target positions that have at least one link. Idea: guided alignment
+  training with a CE or an MSE loss, Chen et al. 2016 ("Guided Alignment Training for
+  Topic-Aware Neural Machine Translation"); Garg et al. 2019 ("Jointly Learning to Align and
+  Translate with Transformer Models") for Transformer heads.
   """
   labels = ("alignment",)
   Options = GuidedAlignmentOptions
@@ -62,10 +70,17 @@ class GuidedAlignment(AttentionRegularizer):
     shape = tf.shape(attention[0])
     tmask = tf.cast(outputs[out.TARGET_MASK], tf.float32)
     target = alignment_matrix(batch["alignment"], shape[2], shape[3]) * tmask[:, :, None]
-    count = tf.reduce_sum(tf.cast(tf.reduce_sum(target, axis=-1) > 0, tf.float32))
+    linked = tf.cast(tf.reduce_sum(target, axis=-1, keepdims=True) > 0, tf.float32)  # [B, T, 1]
+    count = tf.reduce_sum(linked)
     sums = {}
     for layer in self.layer_ids:
-      log_p = tf.math.log(tf.maximum(tf.cast(attention[layer], tf.float32), 1e-9))
+      probs = tf.cast(attention[layer], tf.float32)
       for head in self.head_ids:
-        sums[f"{self.head_name}/l{layer}h{head}"] = -tf.reduce_sum(target * log_p[:, head])
+        sums[f"{self.head_name}/l{layer}h{head}"] = self._row_loss(probs[:, head], target, linked)
     return reduce_terms(self.head_name, sums, count, self.options.reduce)
+
+  def _row_loss(self, probs, target, linked):
+    """Summed loss of the linked rows; probs, target [B, T, S], linked [B, T, 1] in {0, 1}."""
+    if self.options.mode == "mse":
+      return tf.reduce_sum(linked * tf.square(probs - target))
+    return -tf.reduce_sum(target * tf.math.log(tf.maximum(probs, 1e-9)))

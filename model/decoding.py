@@ -186,6 +186,36 @@ class _BeamScorer:
             finished_scores)
 
 
+class _PrefixRecompute:
+  """`model` seen through a decode_step without cache: the state is the prefix buffer [N, L]
+  (BOS first) and every step re-runs the decoder on the whole prefix (teacher-forcing path
+  `model.decode`). The reference for cached beam search and the baseline of bench/beam_speed.py."""
+
+  beam_invariant_state = ()
+
+  def __init__(self, model):
+    self.model = model
+
+  def encode(self, source, training=False):
+    return self.model.encode(source, training=training)
+
+  def init_decode_state(self, encoded, max_length):
+    rows = tf.shape(encoded[out.ENCODER_MASK])[0]
+    return {"prefix": tf.zeros([rows, max_length], tf.int32)}
+
+  def decode_step(self, tokens, step, state, encoded):
+    prefix = _write(state["prefix"], step, tokens)
+    logits = self.model.decode({"target_in": prefix[:, :step + 1]}, encoded,
+                               training=False)[out.LOGITS]
+    return logits[:, -1], {"prefix": prefix}
+
+
+def beam_search_uncached(model, source, beam_size, length_penalty, max_length):
+  """beam_search without the incremental state: O(L^2) decoder work, same output (the surviving
+  beams' prefixes are re-gathered each step exactly as the cache would be)."""
+  return beam_search(_PrefixRecompute(model), source, beam_size, length_penalty, max_length)
+
+
 def decode(model, source, beam_size, length_penalty, max_length):
   """Greedy search for beam_size 1, else beam search. source int32 [B, S] -> int32 [B, L]."""
   if beam_size <= 1:

@@ -37,6 +37,7 @@ class Components:
   step: tf.Variable
   term_names: tuple
   schedule: InverseSqrtWarmup = None
+  ema: object = None  # training/averaging.py EMA, set by attach_ema when --ema_decay > 0
 
 
 def set_precision(precision: str) -> None:
@@ -46,16 +47,21 @@ def set_precision(precision: str) -> None:
 
 
 def _dummy_batch() -> dict:
-  """Two examples: one translated, one priced without translation (builds lazy variables)."""
+  """Two examples: one translated and aligned, one priced without translation (builds lazy
+  variables; heads that do not read `alignment` ignore it)."""
   return {"source": tf.constant([[5, 6, 3], [7, 3, 0]], tf.int32),
           "target_in": tf.constant([[2, 5, 6], [0, 0, 0]], tf.int32),
           "target_out": tf.constant([[5, 6, 3], [0, 0, 0]], tf.int32),
           "price": tf.constant([np.nan, 80.0], tf.float32),
-          "domain": tf.constant([0, -1], tf.int32)}
+          "domain": tf.constant([0, -1], tf.int32),
+          "alignment": tf.constant(["0-0 1-1", ""], tf.string)}
 
 
 # Keys every batch carries (DESIGN.md's batch table); a head's labels must be among them.
 BATCH_KEYS = ("source", "target_in", "target_out", "price", "domain")
+# Keys only data that has them carries (label_info[key] > 0), and how to provide them.
+OPTIONAL_KEYS = {"alignment": "give word alignment files beside the parallel text "
+                              "(DATA_DIR/train.align, Pharaoh i-j a line; see docs/data.md)"}
 
 
 def check_labels(heads) -> None:
@@ -63,9 +69,15 @@ def check_labels(heads) -> None:
   for head in heads:
     wanted = list(head.labels) + [getattr(head.options, "label", None)]
     for key in filter(None, wanted):
-      if key not in BATCH_KEYS:
+      if key in BATCH_KEYS:
+        continue
+      if key in OPTIONAL_KEYS:
+        if (getattr(head.context, "label_info", None) or {}).get(key):
+          continue
         raise UserError(f"head {head.head_name!r} needs label {key!r}, which the data does not "
-                        f"provide; labels in every batch: {', '.join(BATCH_KEYS)}")
+                        f"provide; {OPTIONAL_KEYS[key]}")
+      raise UserError(f"head {head.head_name!r} needs label {key!r}, which the data does not "
+                      f"provide; labels in every batch: {', '.join(BATCH_KEYS)}")
 
 
 def make_optimizer(config: Config, variables, schedule) -> keras.optimizers.Optimizer:
@@ -128,6 +140,8 @@ def make_checkpoint(c: Components, iterator=None) -> tf.train.Checkpoint:
     objects[f"head_{head.head_name}"] = variables_checkpoint(head)
   if iterator is not None:
     objects["iterator"] = iterator
+  if c.ema is not None:
+    objects["ema"] = c.ema.checkpoint()
   return tf.train.Checkpoint(**objects)
 
 
@@ -136,11 +150,19 @@ def checkpoint_dir(workdir: str, kind: str = "checkpoints") -> str:
 
 
 def restore_for_inference(c: Components, which: str = "best") -> str:
-  """Restores the best checkpoint if there is one, else the latest. Returns its path."""
+  """Restores the best checkpoint if there is one, else the latest, or with --average_last=N
+  the average of the last N; with --ema_decay the EMA weights. Returns the path(s) used."""
+  from training import averaging
+  averaging.attach_ema(c)
   ckpt = make_checkpoint(c)
+  if c.config.eval.average_last:
+    paths = averaging.last_checkpoints(checkpoint_dir(c.config.workdir), c.config.eval.average_last)
+    ckpt.read(paths[-1]).expect_partial()  # step and the rest from the newest
+    return ",".join(averaging.average_checkpoints(c, paths))
   for kind in (["best", "checkpoints"] if which == "best" else ["checkpoints"]):
     path = tf.train.latest_checkpoint(checkpoint_dir(c.config.workdir, kind))
     if path:
       ckpt.read(path).expect_partial()
+      averaging.use_evaluation_weights(c)
       return path
   raise UserError(f"no checkpoint in workdir {c.config.workdir!r}; train there first")

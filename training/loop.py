@@ -8,11 +8,13 @@ from absl import logging
 from configs.config import Config
 from configs.errors import UserError
 from evaluation.evaluate import evaluate_split
-from training import workdir as wd
+from training import averaging, distribute, workdir as wd
+from training.baselines import make_schedule
 from training.components import build_components, checkpoint_dir, make_checkpoint
 from training.progress import Progress
 from training.selection import Selection
-from training.step import make_train_step
+from training.grad_stats import make_grad_stats_fn
+from training.step import check_step_options
 
 
 def _nonfinite_terms(result) -> list:
@@ -35,10 +37,16 @@ def train(config: Config) -> dict:
   Returns the final metrics dict (also appended to metrics.jsonl).
   """
   wall_start = time.time()
+  train_cfg = config.train
+  strategy = distribute.make_strategy(train_cfg.distribute)
+  check_step_options(train_cfg.combiner, train_cfg.accum_steps, distribute.replicas(strategy))
   with wd.fresh_workdir_rollback(config.workdir):
     wd.prepare_workdir(config)
-    c = build_components(config)
-  train_cfg = config.train
+    with distribute.scope(strategy):
+      c = build_components(config)
+      averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed
+  # One plain iterator (checkpointable: resuming restores the data position); under a strategy
+  # each global batch is split between the replicas in _next_batches.
   iterator = iter(c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed))
   ckpt = make_checkpoint(c, iterator)
   manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(config.workdir),
@@ -49,26 +57,51 @@ def train(config: Config) -> dict:
   elif train_cfg.train_steps == 0:
     manager.save(checkpoint_number=0)  # the initial weights, for inspection from outside
   best = Selection(c, make_checkpoint(c)) if train_cfg.eval_every else None
-  _run_steps(c, iterator, manager, best, wall_start)
+  with distribute.scope(strategy):
+    _run_steps(c, iterator, manager, best, wall_start, strategy)
   final_ckpt = make_checkpoint(c)
   best_path = tf.train.latest_checkpoint(checkpoint_dir(config.workdir, "best"))
-  if best_path:
+  averaged = {}
+  if config.eval.average_last > 1:  # the mean of the last N instead of the best checkpoint
+    paths = averaging.last_checkpoints(checkpoint_dir(config.workdir), config.eval.average_last)
+    averaged = {"averaged_checkpoints": averaging.average_checkpoints(c, paths)}
+    best_path = None
+  elif best_path:
     final_ckpt.read(best_path).expect_partial()
+  if not averaged:
+    averaging.use_evaluation_weights(c)  # EMA shadows, when on (training is over: no swap back)
   metrics = _evaluate(c, c.config.eval.split, int(c.step.numpy()), kind="final",
                       checkpoint=best_path or manager.latest_checkpoint,
-                      wall_seconds=round(time.time() - wall_start, 1))
+                      wall_seconds=round(time.time() - wall_start, 1), **averaged)
   return metrics
 
 
-def _run_steps(c, iterator, manager, best, wall_start) -> None:
+def _next_batches(iterator, accum_steps: int, strategy=None):
+  """One batch, or a tuple of `accum_steps` micro-batches for one accumulated step; under a
+  strategy, each batch split row-wise (every n-th row) between the n replicas."""
+  batches = tuple(next(iterator) for _ in range(accum_steps))
+  if strategy is not None:
+    batches = tuple(distribute.split_batch(strategy, b) for b in batches)
+  return batches[0] if accum_steps == 1 else batches
+
+
+def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
   train_cfg = c.config.train
-  step_fn = make_train_step(c.model, c.heads, c.combiner, c.optimizer, train_cfg.jit_compile)
+  step_fn = make_schedule(c, strategy)
+  grad_stats_fn = (make_grad_stats_fn(c.model, c.heads)
+                   if train_cfg.log_grad_stats_every and strategy is None else None)
   writer = tf.summary.create_file_writer(os.path.join(c.config.workdir, "tensorboard", "train"))
   step = int(c.step.numpy())
   progress = Progress(train_cfg.train_steps, step, train_cfg.log_every)
   skipped = 0
   while step < train_cfg.train_steps:
-    result = step_fn(next(iterator))
+    batches = _next_batches(iterator, train_cfg.accum_steps, strategy)
+    if grad_stats_fn is not None and (step + 1) % train_cfg.log_grad_stats_every == 0:
+      _log_grad_stats(writer, c, grad_stats_fn(batches[0] if isinstance(batches, tuple)
+                                               else batches), step + 1)
+    result = step_fn(step, batches)
+    if c.ema is not None:
+      c.ema.update(c.step)  # c.step = optimizer steps before this one
     if not bool(result["finite"]):
       bad = _nonfinite_terms(result) or ["gradient"]
       if train_cfg.on_nonfinite == "stop":
@@ -77,11 +110,13 @@ def _run_steps(c, iterator, manager, best, wall_start) -> None:
       skipped += 1
       logging.warning("step %d skipped: non-finite %s (%d skipped so far)", step + 1, bad, skipped)
     step = int(c.step.assign_add(1).numpy())
-    _log_step(writer, progress, c, result, step)
+    _log_step(writer, progress, c, result, step, wall_start)
     if step % train_cfg.checkpoint_every == 0 or step == train_cfg.train_steps:
       manager.save(checkpoint_number=step)
     if best is not None and step % train_cfg.eval_every == 0:
-      metrics = _evaluate(c, "validation", step, kind="validation")
+      with averaging.evaluation_weights(c):  # EMA swapped in, then back (when on)
+        metrics = _evaluate(c, "validation", step, kind="validation",
+                            wall_seconds=round(time.time() - wall_start, 1))
       stop = best.update(metrics, step)
       logging.info("validation at step %d: %s (best %s=%s)", step, _short(metrics), best.metric,
                    best.best)
@@ -96,16 +131,29 @@ def _run_steps(c, iterator, manager, best, wall_start) -> None:
   progress.close()
 
 
-def _log_step(writer, progress, c, result, step) -> None:
+def _log_step(writer, progress, c, result, step, wall_start) -> None:
   tokens = float(result.get("count/translation", 0.0))
   progress.update(step, float(result["loss"]), tokens)
   if step % c.config.train.log_every == 0:
+    record = {k: float(v) for k, v in result.items() if k != "finite"}
+    record.update(learning_rate=float(c.optimizer.learning_rate),
+                  target_tokens_per_second=round(progress.tokens_per_second(), 1))
     with writer.as_default(step=step):
-      for key, value in result.items():
-        if key != "finite":
-          tf.summary.scalar(key, value)
-      tf.summary.scalar("learning_rate", c.optimizer.learning_rate)
-      tf.summary.scalar("target_tokens_per_second", progress.tokens_per_second())
+      for key, value in record.items():
+        tf.summary.scalar(key, value)
+    wd.append_metrics(c.config.workdir, dict(
+        {k: round(v, 6) for k, v in record.items()}, kind="train", step=step,
+        wall_seconds=round(time.time() - wall_start, 1)))
+
+
+def _log_grad_stats(writer, c, stats, step) -> None:
+  """Per-term gradient norms and pairwise cosines at the encoder boundary (before this step)."""
+  values = {k: float(v) for k, v in stats.items()}
+  with writer.as_default(step=step):
+    for key, value in values.items():
+      tf.summary.scalar(key, value)
+  wd.append_metrics(c.config.workdir, dict({k: round(v, 6) for k, v in values.items()},
+                                           kind="grad_stats", step=step))
 
 
 def _short(metrics: dict) -> str:

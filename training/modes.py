@@ -89,26 +89,37 @@ def evaluate_mode(config: Config) -> None:
 
 @register_mode("translate")
 def translate_mode(config: Config) -> None:
+  """Translates --input_file (else stdin, read lazily) in token-budget batches; output in input
+  order, written window by window (evaluation/evaluate.py translate_stream)."""
   from evaluation import evaluate as ev
-  c = _components_for_inference(config)
   cfg = config.eval
+  if cfg.translate_batch_tokens < 0:
+    raise UserError(f"--translate_batch_tokens must be >= 0, got {cfg.translate_batch_tokens}")
+  c = _components_for_inference(config)
   lines = (_read_lines(cfg.input_file, "--input_file") if cfg.input_file
-           else [line.rstrip("\n") for line in sys.stdin])
-  decode_fn = ev.make_decoder(c.model, cfg)
+           else (line.rstrip("\n") for line in sys.stdin))
+  decoder = ev.make_decoder(c.model, cfg)
+
+  def encode(chunk):
+    source = next(iter(c.bundle.text_dataset(chunk, len(chunk))))["source"].numpy()
+    return [row[row != 0] for row in source]
+
+  def decode(padded):
+    source = tf.constant(padded)
+    hyps = c.bundle.target_tokenizer.detokenize(decoder(source).numpy())
+    if cfg.output_format != "jsonl":
+      return hyps
+    preds = _head_predictions(c, source)
+    return [dict({"translation": hyp}, **{k: v[i] for k, v in preds.items()})
+            for i, hyp in enumerate(hyps)]
+
   out = open(cfg.output_file, "w", encoding="utf-8") if cfg.output_file else sys.stdout
   try:
-    for start in range(0, len(lines), cfg.eval_batch_size):
-      chunk = lines[start:start + cfg.eval_batch_size]
-      for batch in c.bundle.text_dataset(chunk, len(chunk)):
-        hyps = c.bundle.target_tokenizer.detokenize(decode_fn(batch["source"]).numpy())
-        preds = _head_predictions(c, batch["source"]) if cfg.output_format == "jsonl" else None
-        for i, (src, hyp) in enumerate(zip(chunk, hyps)):
-          if preds is None:
-            out.write(hyp + "\n")
-          else:
-            row = {"source": src, "translation": hyp}
-            row.update({k: v[i] for k, v in preds.items()})
-            out.write(json.dumps(row, ensure_ascii=False) + "\n")
+    for src, result in ev.translate_stream(lines, encode, decode, cfg.translate_batch_tokens,
+                                           cfg.eval_batch_size):
+      if cfg.output_format == "jsonl":
+        result = json.dumps(dict({"source": src}, **result), ensure_ascii=False)
+      out.write(result + "\n")
       out.flush()
   finally:
     if out is not sys.stdout:
@@ -158,3 +169,21 @@ def export_mode(config: Config) -> None:
   c = _components_for_inference(config)
   path = export(c, config.eval.output_file or os.path.join(config.workdir, "export"))
   print_metrics({"kind": "export", "path": path})
+
+
+@register_mode("inspect")
+def inspect_mode(config: Config) -> None:
+  """WORKDIR/inspect/: cross-attention grids (every layer x head) of the first --inspect_lines
+  sentences of --input_file (else of --split), their translations and head predictions."""
+  from evaluation.inspect import fixed_validation_sentences, run_inspect
+  cfg = config.eval
+  if cfg.inspect_lines < 1:
+    raise UserError(f"--inspect_lines must be >= 1, got {cfg.inspect_lines}")
+  lines = _read_lines(cfg.input_file, "--input_file")[:cfg.inspect_lines] if cfg.input_file else []
+  c = _components_for_inference(config)
+  if not cfg.input_file:
+    lines = fixed_validation_sentences(c, cfg.inspect_lines, cfg.split)
+  if not lines:
+    raise UserError(f"no sentences to inspect in {cfg.input_file or '--split=' + cfg.split}")
+  out_dir = cfg.output_file or os.path.join(config.workdir, "inspect")
+  print_metrics(run_inspect(c, lines, out_dir, _head_predictions))

@@ -24,18 +24,25 @@ def head_view(outputs: Dict, head: Head) -> Dict:
   return view
 
 
+def head_terms(outputs, heads: Sequence[Head], batch, training: bool):
+  """Every head's loss terms, unnormalised: ({term: LossTerm}, {term: weight})."""
+  terms, weights = {}, {}
+  for head in heads:
+    for name, term in head.loss_terms(head_view(outputs, head), batch, training).items():
+      terms[name] = term
+      weights[name] = float(head.options.weight)
+  return terms, weights
+
+
 def head_losses(outputs, heads: Sequence[Head], batch, training: bool):
-  """Every head's normalised loss terms on given model outputs.
+  """Every head's loss terms, each normalised by its own count in this batch.
 
   Returns:
     (losses {term: float32 scalar mean}, weights {term: float}, counts {term: scalar}).
   """
-  losses, weights, counts = {}, {}, {}
-  for head in heads:
-    for name, term in head.loss_terms(head_view(outputs, head), batch, training).items():
-      losses[name] = safe_mean(term)
-      counts[name] = tf.cast(term.count, tf.float32)
-      weights[name] = float(head.options.weight)
+  terms, weights = head_terms(outputs, heads, batch, training)
+  losses = {name: safe_mean(term) for name, term in terms.items()}
+  counts = {name: tf.cast(term.count, tf.float32) for name, term in terms.items()}
   return losses, weights, counts
 
 
@@ -52,19 +59,74 @@ def trainable_variables(model, heads, combiner):
   return variables
 
 
-def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False):
+def _all_reduce_sum(values: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+  """Sum over replicas (identity without tf.distribute)."""
+  context = tf.distribute.get_replica_context()
+  if context is None or context.num_replicas_in_sync == 1:
+    return values
+  return context.all_reduce(tf.distribute.ReduceOp.SUM, values)
+
+
+def global_counts(model, heads, batches) -> Dict[str, tf.Tensor]:
+  """Each term's count over every micro-batch of every replica.
+
+  An inference-mode forward pass whose losses are unused: inside tf.function only the ops the
+  counts depend on (masks and labels) are kept, so this costs little.
+  """
+  totals = {}
+  for batch in batches:
+    _, _, _, counts = compute_losses(model, heads, batch, training=False)
+    for name, count in counts.items():
+      totals[name] = totals.get(name, 0.0) + count
+  return _all_reduce_sum(totals)
+
+
+def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False,
+                    strategy: tf.distribute.Strategy = None):
   """Returns `step(batch) -> dict of scalars`: loss, loss/<term>, weight/<term>, count/<term>,
-  grad_norm, finite (every loss (and gradient) finite; when False nothing was applied)."""
+  grad_norm, finite (every loss (and gradient) finite; when False nothing was applied).
+
+  `batch` is one batch dict, or a tuple of micro-batches (gradient accumulation). Every loss is
+  divided by its *global* count: over all micro-batches and, under `strategy`, all replicas, so
+  a step on 4 micro-batches (or 2 replicas) equals one step on their concatenation.
+  """
   variables = trainable_variables(model, heads, combiner)
   scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-  forward = (_gradient_combined_loss if getattr(combiner, "needs_gradients", False)
-             else _combined_loss)
+  needs_gradients = getattr(combiner, "needs_gradients", False)
+
+  def replica_gradients(batches):
+    if needs_gradients:  # single device, one micro-batch (checked by check_step_options)
+      with tf.GradientTape() as tape:
+        total, losses, used, counts = _gradient_combined_loss(tape, model, heads, combiner,
+                                                              batches[0])
+        scaled = optimizer.scale_loss(total) if scales_loss else total
+      return tape.gradient(scaled, variables), total, losses, used, counts
+    counts = global_counts(model, heads, batches) if len(batches) > 1 else None
+    grads, total, losses = None, 0.0, {}
+    for batch in batches:
+      with tf.GradientTape() as tape:
+        outputs = model(batch, training=True)
+        terms, weights = head_terms(outputs, heads, batch, training=True)
+        if counts is None:
+          counts = _all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
+        micro = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
+                 for n, t in terms.items()}
+        micro_total, used = combiner.combine(micro, weights)
+        scaled = optimizer.scale_loss(micro_total) if scales_loss else micro_total
+      micro_grads = [tf.zeros_like(v) if g is None else g
+                     for g, v in zip(tape.gradient(scaled, variables), variables)]
+      grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
+      total += micro_total
+      losses = {n: losses.get(n, 0.0) + value for n, value in micro.items()}
+    return grads, total, losses, used, counts
 
   def step(batch):
-    with tf.GradientTape() as tape:
-      total, losses, used, counts = forward(tape, model, heads, combiner, batch)
-      scaled = optimizer.scale_loss(total) if scales_loss else total
-    grads = tape.gradient(scaled, variables)
+    batches = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+    if strategy is None:
+      grads, total, losses, used, counts = replica_gradients(batches)
+    else:  # losses and gradients are partial sums per replica: add them up
+      per_replica = strategy.run(replica_gradients, args=(batches,))
+      grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
     grad_norm = tf.linalg.global_norm(grads)
     finite = tf.math.is_finite(total)
@@ -76,7 +138,18 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
       finite &= tf.math.is_finite(grad_norm)
 
     def apply():
-      optimizer.apply(grads, variables)
+      if strategy is None:
+        optimizer.apply(grads, variables)
+      else:
+        # Keras applies in replica context and sums the replicas' gradients itself: give each
+        # replica 1/n of the (already summed, clipped) gradient. Clipping here first makes
+        # Keras' own global-norm clip of the 1/n shares a no-op.
+        clipped = grads
+        if optimizer.global_clipnorm:
+          clipped, _ = tf.clip_by_global_norm(grads, optimizer.global_clipnorm, grad_norm)
+        n = strategy.num_replicas_in_sync
+        strategy.extended.call_for_each_replica(  # the shares are made on each replica's device
+            lambda: optimizer.apply([g / n for g in clipped], variables))
       if hasattr(combiner, "after_apply"):
         combiner.after_apply()
       return tf.constant(True)
@@ -92,11 +165,25 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
   return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
 
 
-def _combined_loss(tape, model, heads, combiner, batch):
-  del tape
-  _, losses, weights, counts = compute_losses(model, heads, batch, training=True)
-  total, used = combiner.combine(losses, weights)
-  return total, losses, used, counts
+def _reduce_replicas(strategy, per_replica):
+  """Gradients, total and losses summed over replicas; used weights and counts (the same on
+  every replica) taken from the first."""
+  grads, total, losses, used, counts = per_replica
+  add = lambda v: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
+  first = lambda v: strategy.experimental_local_results(v)[0]  # noqa: E731
+  return ([None if g is None else add(g) for g in grads], add(total),
+          {n: add(v) for n, v in losses.items()}, {n: first(v) for n, v in used.items()},
+          {n: first(v) for n, v in counts.items()})
+
+
+def check_step_options(combiner_name: str, accum_steps: int, replicas: int) -> None:
+  """Exact global normalisation holds for combiners linear in the losses; refuse the rest."""
+  from configs.errors import UserError  # pylint: disable=import-outside-toplevel
+  if accum_steps < 1:
+    raise UserError(f"--accum_steps must be >= 1, got {accum_steps}")
+  if (accum_steps > 1 or replicas > 1) and combiner_name != "fixed":
+    raise UserError(f"--combiner={combiner_name} needs the whole batch's losses in one place; "
+                    f"with --accum_steps > 1 or several replicas only --combiner=fixed is exact")
 
 
 def _gradient_combined_loss(tape, model, heads, combiner, batch):
@@ -107,19 +194,9 @@ def _gradient_combined_loss(tape, model, heads, combiner, batch):
   sum_i used_i * L_i(z') (task-specific gradients) + <stop_gradient(G), z> (G into the encoder)
   + the combiner's own extra loss (e.g. GradNorm's, for its learnable weights).
   """
-  encoded = model.encode(batch["source"], training=True)
-  keys = [k for k in out.ENCODER_SIDE if k in encoded]
-  detached = {k: tf.stop_gradient(encoded[k]) for k in keys}
-  with tf.GradientTape(persistent=True) as inner:
-    inner.watch([detached[k] for k in keys])
-    outputs = model.decode(batch, dict(encoded, **detached), training=True)
-    losses, weights, counts = head_losses(outputs, heads, batch, training=True)
+  encoded, keys, detached, inner, losses, weights, counts = boundary_forward(model, heads, batch)
   with tape.stop_recording():
-    grads = {}
-    for name, loss in losses.items():
-      parts = inner.gradient(loss, [detached[k] for k in keys])
-      grads[name] = tf.concat([tf.reshape(tf.zeros_like(detached[k]) if g is None else g, [-1])
-                               for g, k in zip(parts, keys)], axis=0)
+    grads = boundary_gradients(inner, losses, [detached[k] for k in keys])
   del inner
   used, shared, extra = combiner.combine_gradients(losses, weights, grads)
   total = tf.add_n([tf.stop_gradient(used[n]) * losses[n] for n in losses]) + extra
@@ -132,3 +209,29 @@ def _gradient_combined_loss(tape, model, heads, combiner, batch):
   # The surrogate has value 0 in the reported loss but carries G into the encoder.
   total = total + surrogate - tf.stop_gradient(surrogate)
   return total, losses, used, counts
+
+
+def boundary_forward(model, heads, batch):
+  """Training forward pass whose decoder and heads read a detached copy z' of the encoder-side
+  outputs, recorded on a persistent tape so each term's gradient dL_i/dz' can be taken.
+
+  Returns (encoded, keys, detached {key: z'}, inner tape, losses, weights, counts).
+  """
+  encoded = model.encode(batch["source"], training=True)
+  keys = [k for k in out.ENCODER_SIDE if k in encoded]
+  detached = {k: tf.stop_gradient(encoded[k]) for k in keys}
+  with tf.GradientTape(persistent=True) as inner:
+    inner.watch([detached[k] for k in keys])
+    outputs = model.decode(batch, dict(encoded, **detached), training=True)
+    losses, weights, counts = head_losses(outputs, heads, batch, training=True)
+  return encoded, keys, detached, inner, losses, weights, counts
+
+
+def boundary_gradients(inner, losses, sources) -> Dict[str, tf.Tensor]:
+  """{term: dL_term/d(sources), flattened and concatenated} (zeros where a term does not reach)."""
+  grads = {}
+  for name, loss in losses.items():
+    parts = inner.gradient(loss, sources)
+    grads[name] = tf.concat([tf.reshape(tf.zeros_like(x) if g is None else g, [-1])
+                             for g, x in zip(parts, sources)], axis=0)
+  return grads

@@ -1,0 +1,135 @@
+"""Training curves from a run's metrics.jsonl: dev BLEU and every loss against steps and wall time.
+
+  python bench/plot_curves.py --metrics=WORKDIR/metrics.jsonl --out=docs/img/NAME
+
+writes NAME/curves_step.png (always) and NAME/curves_wall.png (when records carry
+`wall_seconds`), one panel per series: `validation bleu` (records of kind `validation`), then
+every `loss*` key and `learning_rate` of the `train` records. Other kinds (final, evaluate,
+inspect) are not curves and are ignored. A resumed run restarts its wall clock: a drop in
+`wall_seconds`, or any record after a `final` one, starts a new segment, offset so that the
+time axis keeps growing. A step logged twice (steps redone after a resume) keeps its last record.
+The last stdout line is a JSON object naming the files written; bad input exits with status 2
+and one `error:` line on stderr.
+"""
+import argparse
+import json
+import math
+import os
+import sys
+from typing import Dict, List, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from evaluation import plots  # noqa: E402
+
+Series = Dict[str, Tuple[List[float], List[float]]]
+
+
+class CurvesError(Exception):
+  """Unusable input: the message is one line for the user."""
+
+
+def read_records(path: str) -> List[dict]:
+  """The JSON objects of `path` in file order; a last line still being written is skipped."""
+  try:
+    with open(path, encoding="utf-8") as f:
+      text = f.read()
+  except FileNotFoundError:
+    raise CurvesError(f"--metrics {path!r} does not exist") from None
+  lines = text.split("\n")
+  records = []
+  for number, line in enumerate(lines, 1):
+    if not line.strip():
+      continue
+    try:
+      records.append(json.loads(line))
+    except json.JSONDecodeError:
+      if number == len(lines):  # no newline yet: an append in progress
+        continue
+      raise CurvesError(f"{path}:{number} is not a JSON object") from None
+  return records
+
+
+def with_wall_clock(records: List[dict]) -> List[dict]:
+  """Copies of `records` whose `wall_seconds` (where present) grows across resumed segments."""
+  offset, last, ended, result = 0.0, None, False, []
+  for record in records:
+    record = dict(record)
+    wall = record.get("wall_seconds")
+    if _number(wall):
+      if last is not None and (wall < last or ended):
+        offset += last  # a new process (after a drop, or after a final record) started at 0
+      last, ended = wall, False
+      record["wall_seconds"] = wall + offset
+    ended = ended or record.get("kind") == "final"
+    result.append(record)
+  return result
+
+
+def _latest_by_step(records: List[dict], kind: str) -> List[dict]:
+  by_step = {}
+  for record in records:
+    if record.get("kind") == kind and isinstance(record.get("step"), (int, float)):
+      by_step[record["step"]] = record
+  return [by_step[s] for s in sorted(by_step)]
+
+
+def _number(value) -> bool:
+  return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def collect_series(records: List[dict], x_key: str) -> Series:
+  """{panel name: (x, y)} against `x_key` (`step` or `wall_seconds`); empty series dropped."""
+  records = with_wall_clock(records)
+  train = _latest_by_step(records, "train")
+  validation = _latest_by_step(records, "validation")
+  keys = sorted({k for r in train for k in r if k == "loss" or k.startswith("loss/")})
+  if any("learning_rate" in r for r in train):
+    keys.append("learning_rate")
+  sources = [("validation bleu", validation, "bleu")] + [(k, train, k) for k in keys]
+  series: Series = {}
+  for name, rows, key in sources:
+    points = [(r[x_key], r[key]) for r in rows if _number(r.get(x_key)) and _number(r.get(key))]
+    if points:
+      series[name] = ([p[0] for p in points], [p[1] for p in points])
+  return series
+
+
+def write_curves(records: List[dict], out_dir: str, title: str = "") -> Dict[str, str]:
+  """Writes curves_step.png (and curves_wall.png when there are wall times); returns the paths."""
+  written = {}
+  for x_key, label, name in (("step", "step", "curves_step.png"),
+                             ("wall_seconds", "wall time (s)", "curves_wall.png")):
+    series = collect_series(records, x_key)
+    if series:
+      fig = plots.curves_figure(series, label, title)
+      written[x_key] = plots.save_png(fig, os.path.join(out_dir, name))
+  if not written:
+    raise CurvesError("no train or validation records with numbers to plot")
+  return written
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+  p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+  p.add_argument("--metrics", required=True, help="A run's metrics.jsonl.")
+  p.add_argument("--out", required=True, help="Directory for curves_step.png / curves_wall.png.")
+  p.add_argument("--title", default="", help="Figure title (default: the metrics path).")
+  return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  try:
+    records = read_records(args.metrics)
+    written = write_curves(records, args.out, args.title or args.metrics)
+  except CurvesError as e:
+    print(f"error: {e}", file=sys.stderr)
+    return 2
+  print(json.dumps({"written": written, "records": len(records)}, sort_keys=True))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())

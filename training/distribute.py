@@ -1,0 +1,64 @@
+"""tf.distribute strategies for `--distribute` (none | mirrored | multi_worker)."""
+import contextlib
+import json
+import os
+
+import tensorflow as tf
+
+from configs.errors import UserError
+
+STRATEGIES = ("none", "mirrored", "multi_worker")
+
+
+def make_strategy(name: str):
+  """None for `none`; else the strategy (create it before any other TF work in the process).
+
+  `mirrored` replicates over every local GPU, or, on a machine without GPUs, over every logical
+  CPU device (one by default; tests split the CPU into two with
+  `tf.config.set_logical_device_configuration`). `multi_worker` reads the cluster from TF_CONFIG.
+  """
+  if name not in STRATEGIES:
+    raise UserError(f"unknown --distribute {name!r}; known: {', '.join(STRATEGIES)}")
+  if name == "none":
+    return None
+  if name == "mirrored":
+    gpus = tf.config.list_logical_devices("GPU")
+    devices = [d.name for d in (gpus or tf.config.list_logical_devices("CPU"))]
+    return tf.distribute.MirroredStrategy(devices=devices)
+  if not os.environ.get("TF_CONFIG"):
+    raise UserError("--distribute=multi_worker needs the TF_CONFIG environment variable "
+                    "(cluster and this worker's task); see README 'Several machines'")
+  try:
+    json.loads(os.environ["TF_CONFIG"])
+  except ValueError as e:
+    raise UserError(f"TF_CONFIG is not valid JSON: {e}") from None
+  return tf.distribute.MultiWorkerMirroredStrategy()
+
+
+def split_batch(strategy, batch: dict):
+  """A global batch as per-replica values: replica i of n gets rows i, i + n, i + 2n, ...
+  (each worker of a multi-worker run reads the same stream and keeps its replicas' rows)."""
+  n = strategy.num_replicas_in_sync
+
+  def rows(context):
+    i = context.replica_id_in_sync_group
+    return {key: value[i::n] for key, value in batch.items()}
+  return strategy.experimental_distribute_values_from_function(rows)
+
+
+def scope(strategy):
+  """The strategy's variable-creation scope (a no-op without one)."""
+  return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
+def replicas(strategy) -> int:
+  return strategy.num_replicas_in_sync if strategy is not None else 1
+
+
+def is_chief(strategy) -> bool:
+  """Whether this process writes the workdir (always, except non-chief multi-worker tasks)."""
+  resolver = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
+  if strategy is None or resolver is None:
+    return True
+  task_type, task_id = strategy.cluster_resolver.task_type, strategy.cluster_resolver.task_id
+  return task_type == "chief" or (task_type == "worker" and task_id == 0)
