@@ -14,12 +14,24 @@ from training.step import make_train_step, trainable_variables
 SCHEDULES = ("joint", "alternating", "two_optimizers")
 
 
+def check_schedule(config, replicas: int = 1) -> None:
+  """Refuses impossible schedule settings before anything is written."""
+  train = config.train
+  if train.schedule not in SCHEDULES:
+    raise UserError(f"unknown --schedule {train.schedule!r}; known: {', '.join(SCHEDULES)}")
+  if train.schedule == "joint":
+    return
+  if not [spec for spec in config.heads if spec.name != "translation"]:
+    raise UserError(f"--schedule={train.schedule} needs at least one auxiliary head besides "
+                    f"translation (see --heads)")
+  if replicas > 1 or train.accum_steps > 1 or train.distribute != "none":
+    raise UserError(f"--schedule={train.schedule} is a single-device baseline: use it without "
+                    f"--distribute and --accum_steps")
+
+
 def _split_heads(c):
   main = [h for h in c.heads if h.head_name == "translation"]
   aux = [h for h in c.heads if h.head_name != "translation"]
-  if not aux:
-    raise UserError(f"--schedule={c.config.train.schedule} needs at least one auxiliary head "
-                    f"besides translation (see --heads)")
   return main, aux
 
 
@@ -39,15 +51,11 @@ def make_schedule(c, strategy=None):
   """Returns `run(step_number, batches) -> result dict` for c.config.train.schedule."""
   from training.components import make_optimizer  # pylint: disable=import-outside-toplevel
   train = c.config.train
-  if train.schedule not in SCHEDULES:
-    raise UserError(f"unknown --schedule {train.schedule!r}; known: {', '.join(SCHEDULES)}")
+  check_schedule(c.config)
   if train.schedule == "joint":
     joint = make_train_step(c.model, c.heads, c.combiner, c.optimizer, train.jit_compile,
                             strategy=strategy)
     return lambda step, batches: joint(batches)
-  if strategy is not None or train.accum_steps > 1:
-    raise UserError(f"--schedule={train.schedule} is a single-device baseline: use it without "
-                    f"--distribute and --accum_steps")
   main, aux = _split_heads(c)
   aux_terms = [t for t in c.term_names if t != "translation"]
   main_step = make_train_step(c.model, main, _fixed(["translation"]), c.optimizer,

@@ -56,9 +56,19 @@ def replicas(strategy) -> int:
 
 
 def is_chief(strategy) -> bool:
-  """Whether this process writes the workdir (always, except non-chief multi-worker tasks)."""
-  resolver = getattr(getattr(strategy, "cluster_resolver", None), "task_type", None)
-  if strategy is None or resolver is None:
+  """Whether this process owns the workdir (always, except non-chief multi-worker tasks)."""
+  resolver = getattr(strategy, "cluster_resolver", None)
+  task_type = getattr(resolver, "task_type", None)
+  if task_type is None:
     return True
-  task_type, task_id = strategy.cluster_resolver.task_type, strategy.cluster_resolver.task_id
-  return task_type == "chief" or (task_type == "worker" and task_id == 0)
+  return task_type == "chief" or (task_type == "worker" and resolver.task_id == 0
+                                  and "chief" not in resolver.cluster_spec().as_dict())
+
+
+def worker_workdir(strategy, workdir: str) -> str:
+  """The chief writes WORKDIR; every other worker its own WORKDIR-<task>-<id> (it must still
+  save checkpoints, since saving can take part in collectives, but they are not the run's)."""
+  if is_chief(strategy):
+    return workdir
+  resolver = strategy.cluster_resolver
+  return f"{workdir.rstrip('/')}-{resolver.task_type}{resolver.task_id}"

@@ -1,4 +1,5 @@
 """The training loop: resume, step, log, checkpoint, evaluate, keep the best, final test score."""
+import dataclasses
 import os
 import time
 
@@ -7,9 +8,10 @@ from absl import logging
 
 from configs.config import Config
 from configs.errors import UserError
+from evaluation import inspect
 from evaluation.evaluate import evaluate_split
 from training import averaging, distribute, workdir as wd
-from training.baselines import make_schedule
+from training.baselines import check_schedule, make_schedule
 from training.components import build_components, checkpoint_dir, make_checkpoint
 from training.progress import Progress
 from training.selection import Selection
@@ -40,6 +42,8 @@ def train(config: Config) -> dict:
   train_cfg = config.train
   strategy = distribute.make_strategy(train_cfg.distribute)
   check_step_options(train_cfg.combiner, train_cfg.accum_steps, distribute.replicas(strategy))
+  check_schedule(config, distribute.replicas(strategy))
+  config = dataclasses.replace(config, workdir=distribute.worker_workdir(strategy, config.workdir))
   with wd.fresh_workdir_rollback(config.workdir):
     wd.prepare_workdir(config)
     with distribute.scope(strategy):
@@ -92,8 +96,9 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
                    if train_cfg.log_grad_stats_every and strategy is None else None)
   writer = tf.summary.create_file_writer(os.path.join(c.config.workdir, "tensorboard", "train"))
   step = int(c.step.numpy())
-  progress = Progress(train_cfg.train_steps, step, train_cfg.log_every)
-  skipped = 0
+  progress = Progress(train_cfg.train_steps, step, train_cfg.log_every,
+                      wall_start + 60 * train_cfg.max_minutes if train_cfg.max_minutes else 0.0)
+  skipped, sentences = 0, None
   while step < train_cfg.train_steps:
     batches = _next_batches(iterator, train_cfg.accum_steps, strategy)
     if grad_stats_fn is not None and (step + 1) % train_cfg.log_grad_stats_every == 0:
@@ -117,6 +122,9 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
       with averaging.evaluation_weights(c):  # EMA swapped in, then back (when on)
         metrics = _evaluate(c, "validation", step, kind="validation",
                             wall_seconds=round(time.time() - wall_start, 1))
+        if sentences is None:  # a few fixed validation sentences, pictured at every validation
+          sentences = inspect.fixed_validation_sentences(c, 3)
+        inspect.write_validation_images(c, writer, step, sentences)
       stop = best.update(metrics, step)
       logging.info("validation at step %d: %s (best %s=%s)", step, _short(metrics), best.metric,
                    best.best)

@@ -8,8 +8,10 @@ from absl import logging
 class Progress:
   """Shows `step/total loss tok/s ETA`; redraws one line on a TTY, logs every `log_every` steps."""
 
-  def __init__(self, total_steps: int, start_step: int, log_every: int):
+  def __init__(self, total_steps: int, start_step: int, log_every: int, deadline: float = 0.0):
+    """`deadline`: a time.time() at which training stops anyway (--max_minutes), or 0."""
     self.total = total_steps
+    self.deadline = deadline
     self.start_step = start_step
     self.log_every = max(log_every, 1)
     self.start = time.time()
@@ -22,6 +24,8 @@ class Progress:
     done = step - self.start_step
     tok_s = self.tokens / elapsed
     eta = (self.total - step) * elapsed / max(done, 1)
+    if self.deadline:
+      eta = max(min(eta, self.deadline - time.time()), 0.0)
     line = (f"step {step}/{self.total} loss {loss:.4f} {tok_s:,.0f} tgt tok/s "
             f"ETA {int(eta // 60)}m{int(eta % 60):02d}s")
     if self.tty:
