@@ -28,6 +28,7 @@ class AuxseqSetup:
     precision: float32 | mixed_bfloat16.
     heads: `--heads` string ("" = translation only).
     mix_prices: mix in the embedded priced listings (tsv, weight 0.2), which `price` needs.
+    combiner: `--combiner` (default `fixed`).
   """
   workdir: str
   data_dir: str
@@ -42,10 +43,11 @@ class AuxseqSetup:
   seed: int = 1234
   learning_rate: float = 1e-3
   warmup_steps: int = 200
+  combiner: str = "fixed"
 
 
 def make_config(setup: AuxseqSetup):
-  """The auxseq Config of a setup (combiner `fixed`, dropout 0.1)."""
+  """The auxseq Config of a setup (dropout 0.1)."""
   from configs.config import (Config, DataConfig, DataSourceConfig,  # pylint: disable=import-outside-toplevel
                               ModelConfig, TrainConfig)
   from heads.spec import parse_heads_spec  # pylint: disable=import-outside-toplevel
@@ -58,7 +60,7 @@ def make_config(setup: AuxseqSetup):
       data=DataConfig(sources=sources, vocab_size=setup.vocab_size,
                       batch_tokens=setup.batch_tokens, max_length=setup.max_length,
                       shuffle_buffer=setup.shuffle_buffer),
-      train=TrainConfig(precision=setup.precision, combiner="fixed", seed=setup.seed,
+      train=TrainConfig(precision=setup.precision, combiner=setup.combiner, seed=setup.seed,
                         learning_rate=setup.learning_rate, warmup_steps=setup.warmup_steps),
       heads=parse_heads_spec(setup.heads))
 

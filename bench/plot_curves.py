@@ -52,6 +52,25 @@ def read_records(path: str) -> List[dict]:
   return records
 
 
+def read_tensorboard(directory: str) -> List[dict]:
+  """`train` records (step -> every scalar) from the TensorBoard event files in `directory`,
+  for runs whose metrics.jsonl predates training records. No wall times (TensorBoard's are
+  absolute and would not line up with the validation records')."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from tensorflow.core.util import event_pb2  # pylint: disable=import-outside-toplevel
+  files = sorted(tf.io.gfile.glob(os.path.join(directory, "events.*")))
+  if not files:
+    raise CurvesError(f"--tensorboard {directory!r} holds no event files")
+  by_step: Dict[int, dict] = {}
+  for raw in tf.data.TFRecordDataset(files):
+    event = event_pb2.Event.FromString(raw.numpy())
+    for value in event.summary.value:
+      if value.HasField("tensor"):
+        record = by_step.setdefault(event.step, {"kind": "train", "step": event.step})
+        record[value.tag] = float(tf.make_ndarray(value.tensor))
+  return [by_step[s] for s in sorted(by_step)]
+
+
 def with_wall_clock(records: List[dict]) -> List[dict]:
   """Copies of `records` whose `wall_seconds` (where present) grows across resumed segments."""
   offset, last, ended, result = 0.0, None, False, []
@@ -116,6 +135,8 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--metrics", required=True, help="A run's metrics.jsonl.")
   p.add_argument("--out", required=True, help="Directory for curves_step.png / curves_wall.png.")
   p.add_argument("--title", default="", help="Figure title (default: the metrics path).")
+  p.add_argument("--tensorboard", default="", help="Also read training scalars from this "
+                 "TensorBoard directory (WORKDIR/tensorboard/train), e.g. for older runs.")
   return p.parse_args(argv)
 
 
@@ -123,6 +144,8 @@ def main(argv=None) -> int:
   args = parse_args(argv)
   try:
     records = read_records(args.metrics)
+    if args.tensorboard:  # metrics.jsonl's own train records come last and win per step
+      records = read_tensorboard(args.tensorboard) + records
     written = write_curves(records, args.out, args.title or args.metrics)
   except CurvesError as e:
     print(f"error: {e}", file=sys.stderr)

@@ -5,7 +5,6 @@ import random
 
 import pytest
 
-SHARED_DATA = pathlib.Path(__file__).resolve().parents[1].parent / "shared" / "data"
 WORDS = ("apple bird cloud door eagle forest garden house island jungle kettle lemon mountain "
          "night ocean pepper queen river stone tiger umbrella valley window yellow zebra").split()
 
@@ -25,13 +24,6 @@ def write_copy_corpus(directory, n_train=3000, n_val=60, n_test=60, seed=0, src=
 @pytest.fixture
 def copy_corpus(tmp_path):
   return write_copy_corpus(tmp_path / "copy")
-
-
-def shared_data_or_skip(name: str) -> str:
-  path = SHARED_DATA / name
-  if not path.exists():
-    pytest.skip(f"{path} is absent (../shared/data is only beside the repo in CI and dev checkouts)")
-  return str(path)
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")

@@ -32,3 +32,16 @@ def tiny_args(workdir, data_dir, *extra):
   return ["--preset=tiny", f"--workdir={workdir}", "--dataset=parallel_text",
           f"--data_dir={data_dir}", "--mix=tsv:0.2", "--vocab_size=300",
           "--heads=price;domain;attention_entropy", *extra]
+
+
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+
+
+def shared_data_dir_or_skip(name: str) -> str:
+  """../shared/data/NAME, or skip: users' clones do not have ../shared (CI and dev checkouts do)."""
+  import pytest  # pylint: disable=import-outside-toplevel
+  path = os.path.join(SHARED_DATA, name)
+  if not os.path.isdir(path):
+    pytest.skip(f"{path} is absent (../shared/data is only beside the repo in CI and dev "
+                f"checkouts)")
+  return path

@@ -228,10 +228,12 @@ def boundary_forward(model, heads, batch):
 
 
 def boundary_gradients(inner, losses, sources) -> Dict[str, tf.Tensor]:
-  """{term: dL_term/d(sources), flattened and concatenated} (zeros where a term does not reach)."""
+  """{term: dL_term/d(sources), flattened and concatenated, float32 (under mixed precision the
+  sources are bfloat16/float16; gradient arithmetic in the combiners stays float32); zeros where
+  a term does not reach}."""
   grads = {}
   for name, loss in losses.items():
     parts = inner.gradient(loss, sources)
-    grads[name] = tf.concat([tf.reshape(tf.zeros_like(x) if g is None else g, [-1])
-                             for g, x in zip(parts, sources)], axis=0)
+    grads[name] = tf.concat([tf.reshape(tf.cast(tf.zeros_like(x) if g is None else g, tf.float32),
+                                        [-1]) for g, x in zip(parts, sources)], axis=0)
   return grads

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from bench import beam_speed
 from configs.config import ModelConfig
 from model import decoding, outputs as out
 from model.seq2seq import build_model
@@ -101,3 +102,21 @@ def test_traced_beam_search_ends_with_eos_or_at_the_limit(model):
     assert n > 0 and (row[n - 1] == decoding.EOS or n == row.shape[0])
     assert (row[n:] == 0).all() and decoding.BOS not in row[:n]
     assert decoding.EOS not in row[:n - 1]
+
+
+@pytest.mark.parametrize("beam", [1, 3])
+def test_cached_beam_search_equals_uncached(model, beam):
+  cached = decoding.beam_search(model, SOURCE, beam, 0.6, 12).numpy()
+  uncached = decoding.beam_search_uncached(model, SOURCE, beam, 0.6, 12).numpy()
+  assert cached.shape[0] == 3 and 0 < cached.shape[1] <= 12
+  assert len(set(cached[cached != 0].tolist())) >= 2  # not one repeated token everywhere
+  np.testing.assert_array_equal(cached, uncached)
+
+
+def test_cached_equals_uncached_to_the_length_limit_without_eos(model):
+  """EOS suppressed: 12 steps each, every beam reordered at every step."""
+  no_eos = beam_speed.NoEos(model)
+  cached = decoding.beam_search(no_eos, SOURCE, 3, 0.6, 12).numpy()
+  assert cached.shape == (3, 12) and decoding.EOS not in cached
+  np.testing.assert_array_equal(cached,
+                                decoding.beam_search_uncached(no_eos, SOURCE, 3, 0.6, 12).numpy())

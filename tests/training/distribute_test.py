@@ -39,3 +39,17 @@ def test_cli_trains_under_mirrored_strategy(tmp_path, copy_corpus):
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   assert report["kind"] == "final" and "bleu" in report
   assert os.path.exists(tmp_path / "w" / "checkpoints" / "ckpt-4.index")
+
+
+def test_multi_worker_needs_valid_tf_config(monkeypatch):
+  from configs.errors import UserError  # pylint: disable=import-outside-toplevel
+  from training import distribute  # pylint: disable=import-outside-toplevel
+  monkeypatch.delenv("TF_CONFIG", raising=False)
+  with pytest.raises(UserError, match="needs the TF_CONFIG environment variable"):
+    distribute.make_strategy("multi_worker")
+  monkeypatch.setenv("TF_CONFIG", "{not json")
+  with pytest.raises(UserError, match="TF_CONFIG is not valid JSON"):
+    distribute.make_strategy("multi_worker")
+  with pytest.raises(UserError, match="unknown --distribute"):
+    distribute.make_strategy("tpu")
+  assert distribute.make_strategy("none") is None

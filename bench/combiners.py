@@ -1,0 +1,87 @@
+"""Step-time overhead of each loss combiner vs `fixed`, same model, heads and batches, one run.
+
+Goal (issue 5): <= 1.3x for the gradient-based combiners (gradnorm, pcgrad, mgda_ub), <= 1.05x
+for the loss-based ones (uncertainty, dwa, rlw, famo). Every trainer sees the same batch
+sequence (same data and seed); timing is round-robin over the trainers, so load changes on this
+shared machine hit all of them alike.
+
+  python bench/combiners.py --steps=40 --warmup_steps=8 --rounds=2
+
+Last stdout line: one JSON object with `<combiner>_step_ms` and `<combiner>_ratio` (to fixed).
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import auxseq_runner, lengths as lengths_lib  # noqa: E402
+from bench.throughput import log, time_round_robin  # noqa: E402
+
+COMBINERS = ("fixed", "uncertainty", "dwa", "rlw", "famo", "gradnorm", "pcgrad", "mgda_ub")
+MODEL = dict(d_model=256, num_layers=3, num_heads=4, ffn_dim=1024)
+HEADS = "price;attention_entropy"
+
+
+def parse_args(argv=None):
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--steps", type=int, default=40, help="timed steps per combiner (all rounds)")
+  p.add_argument("--warmup_steps", type=int, default=8)
+  p.add_argument("--rounds", type=int, default=2)
+  p.add_argument("--combiners", default=",".join(COMBINERS))
+  p.add_argument("--data_dir", default=os.path.join(os.path.dirname(__file__), "..", "..",
+                                                    "shared", "data", "multi30k"))
+  p.add_argument("--quick", action="store_true", help="tiny model (tests)")
+  p.add_argument("--workdir", default="")
+  return p.parse_args(argv)
+
+
+def run(argv=None) -> dict:
+  args = parse_args(argv)
+  workdir = args.workdir or tempfile.mkdtemp(prefix="auxseq_combiners_")
+  data_dir = args.data_dir
+  if not os.path.isfile(os.path.join(data_dir, "train.en")):
+    data_dir = lengths_lib.write_synthetic_corpus(
+        os.path.join(workdir, "synthetic"), lengths_lib.fallback_lengths(600 if args.quick
+                                                                         else 29000))
+  model = dict(d_model=32, num_layers=1, num_heads=2, ffn_dim=64) if args.quick else MODEL
+  base = auxseq_runner.AuxseqSetup(
+      workdir=os.path.join(workdir, "data"), data_dir=data_dir, model_args=model,
+      vocab_size=300 if args.quick else 8000, batch_tokens=512 if args.quick else 2048,
+      shuffle_buffer=500 if args.quick else 20000, precision="mixed_bfloat16", heads=HEADS,
+      mix_prices=True)
+  names = [n for n in args.combiners.split(",") if n]
+  if names[0] != "fixed":
+    names.insert(0, "fixed")
+  trainers = {}
+  for name in names:
+    start = time.perf_counter()
+    trainers[name] = auxseq_runner.AuxseqTrainer(name, dataclasses.replace(base, combiner=name))
+    log(f"built {name} in {time.perf_counter() - start:.1f}s")
+  for trainer in trainers.values():
+    trainer.start()
+  blocks = time_round_robin(trainers, args)
+  result = {"command": "python bench/combiners.py " + " ".join(argv or sys.argv[1:]),
+            "model": model, "heads": HEADS, "data": data_dir, "precision": base.precision}
+  for name, trainer_blocks in blocks.items():
+    durations = np.concatenate([b["durations"] for b in trainer_blocks])
+    result[f"{name}_step_ms"] = round(1000 * float(durations.mean()), 1)
+    result[f"{name}_steps"] = int(len(durations))
+  for name in blocks:
+    result[f"{name}_ratio"] = round(result[f"{name}_step_ms"] / result["fixed_step_ms"], 3)
+  return result
+
+
+def main(argv=None) -> int:
+  print(json.dumps(run(argv), sort_keys=True))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
