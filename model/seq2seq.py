@@ -17,6 +17,7 @@ import tensorflow as tf
 
 from configs.config import ModelConfig
 from configs.errors import UserError
+from model import outputs as out
 
 _ARCHITECTURES: Dict[str, Callable] = {}
 
@@ -51,6 +52,15 @@ class Seq2Seq(keras.Model):
   summary_dim: int
   num_cross_attention_layers: int
   num_attention_heads: int
+  # The encoder-side outputs that gradient combiners and `--log_grad_stats_every` differentiate
+  # with respect to (the shared boundary). Every term's gradient must be expressed on the same
+  # tensors, or dot products between terms read zero: an output computed *from* the boundary
+  # (e.g. a pooled summary) is re-derived from it by `derive_from_boundary` instead.
+  boundary_keys = out.ENCODER_SIDE
+
+  def derive_from_boundary(self, encoded: dict) -> dict:
+    """`encoded` with the outputs that are functions of `boundary_keys` recomputed from them."""
+    return encoded
 
   def call(self, batch, training=None):
     """batch: dict with `source` int32 [B, S] and `target_in` int32 [B, T]; other keys ignored."""

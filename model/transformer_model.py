@@ -50,8 +50,14 @@ class TransformerSeq2Seq(Seq2Seq):
   def encode(self, source, training=None):
     mask = tf.cast(tf.not_equal(source, 0), tf.float32)
     x = self.encoder(self.source_embedding(source, training=training), mask, training=training)
-    return {out.ENCODER_OUTPUTS: x, out.ENCODER_MASK: mask,
-            out.ENCODER_SUMMARY: self.pooling(x, mask)}
+    return self.derive_from_boundary({out.ENCODER_OUTPUTS: x, out.ENCODER_MASK: mask})
+
+  # The summary pools the encoder outputs, so the outputs alone are the boundary.
+  boundary_keys = (out.ENCODER_OUTPUTS,)
+
+  def derive_from_boundary(self, encoded):
+    pooled = self.pooling(encoded[out.ENCODER_OUTPUTS], encoded[out.ENCODER_MASK])
+    return dict(encoded, **{out.ENCODER_SUMMARY: pooled})
 
   def decode(self, batch, encoded, training=None):
     target_in = batch["target_in"]

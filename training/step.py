@@ -212,17 +212,19 @@ def _gradient_combined_loss(tape, model, heads, combiner, batch):
 
 
 def boundary_forward(model, heads, batch):
-  """Training forward pass whose decoder and heads read a detached copy z' of the encoder-side
-  outputs, recorded on a persistent tape so each term's gradient dL_i/dz' can be taken.
+  """Training forward pass whose decoder and heads read a detached copy z' of the model's
+  boundary outputs (`model.boundary_keys`; what is computed from them is re-derived from z'),
+  recorded on a persistent tape so each term's gradient dL_i/dz' can be taken.
 
   Returns (encoded, keys, detached {key: z'}, inner tape, losses, weights, counts).
   """
   encoded = model.encode(batch["source"], training=True)
-  keys = [k for k in out.ENCODER_SIDE if k in encoded]
+  keys = [k for k in model.boundary_keys if k in encoded]
   detached = {k: tf.stop_gradient(encoded[k]) for k in keys}
   with tf.GradientTape(persistent=True) as inner:
     inner.watch([detached[k] for k in keys])
-    outputs = model.decode(batch, dict(encoded, **detached), training=True)
+    view = model.derive_from_boundary(dict(encoded, **detached))
+    outputs = model.decode(batch, view, training=True)
     losses, weights, counts = head_losses(outputs, heads, batch, training=True)
   return encoded, keys, detached, inner, losses, weights, counts
 
