@@ -29,6 +29,7 @@ class AuxseqSetup:
     heads: `--heads` string ("" = translation only).
     mix_prices: mix in the embedded priced listings (tsv, weight 0.2), which `price` needs.
     combiner: `--combiner` (default `fixed`).
+    jit_compile: XLA-compile the train step (`--jit_compile`).
   """
   workdir: str
   data_dir: str
@@ -44,6 +45,7 @@ class AuxseqSetup:
   learning_rate: float = 1e-3
   warmup_steps: int = 200
   combiner: str = "fixed"
+  jit_compile: bool = False
 
 
 def make_config(setup: AuxseqSetup):
@@ -61,6 +63,7 @@ def make_config(setup: AuxseqSetup):
                       batch_tokens=setup.batch_tokens, max_length=setup.max_length,
                       shuffle_buffer=setup.shuffle_buffer),
       train=TrainConfig(precision=setup.precision, combiner=setup.combiner, seed=setup.seed,
+                        jit_compile=setup.jit_compile,
                         learning_rate=setup.learning_rate, warmup_steps=setup.warmup_steps),
       heads=parse_heads_spec(setup.heads))
 
@@ -93,7 +96,8 @@ class AuxseqTrainer:
     for tokenizer in {id(t): t for t in (bundle.source_tokenizer,
                                          bundle.target_tokenizer)}.values():
       tokenizer.__init__(tokenizer.model_path)
-    self.iterator = iter(bundle.train_dataset(self.setup.batch_tokens, self.setup.seed))
+    self.iterator = iter(bundle.train_dataset(self.setup.batch_tokens, self.setup.seed,
+                                              pad_to_bucket=self.setup.jit_compile))
 
   def flop_args(self) -> Dict:
     args = {k: self.setup.model_args[k] for k in ("d_model", "num_layers", "ffn_dim")}
@@ -147,7 +151,8 @@ def build_trainers(parts: Sequence[str], setups: Dict[str, AuxseqSetup],
                    log) -> Dict[str, "AuxseqTrainer"]:
   """The auxseq trainers named in `parts` (auxseq_fp32, auxseq_bf16, heads_base, heads_all)."""
   trainers = {}
-  for name in ("auxseq_fp32", "auxseq_bf16", "heads_base", "heads_all"):
+  for name in ("auxseq_fp32", "auxseq_bf16", "auxseq_fp32_jit", "auxseq_bf16_jit", "heads_base",
+               "heads_all"):
     if name in parts:
       start = time.perf_counter()
       trainers[name] = AuxseqTrainer(name, setups[name])

@@ -37,8 +37,10 @@ from bench import auxseq_runner, flops as flops_lib, lengths as lengths_lib  # n
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
 PARTS = ("reference", "auxseq_fp32", "auxseq_bf16", "heads_base", "heads_all", "pipeline",
          "matmul")
+# XLA-compiled train steps (`--jit_compile`): measured on request, not part of `all`.
+JIT_PARTS = ("auxseq_fp32_jit", "auxseq_bf16_jit")
 ALIASES = {"auxseq": ("auxseq_fp32", "auxseq_bf16"), "heads": ("heads_base", "heads_all"),
-           "all": PARTS}
+           "jit": ("auxseq_fp32", "auxseq_bf16") + JIT_PARTS, "all": PARTS}
 FULL = dict(model=dict(d_model=256, num_layers=3, num_heads=4, ffn_dim=1024), vocab_size=8000,
             matmul_square=1024, matmul_seconds=1.0, shuffle_buffer=20000, pipeline_batches=200)
 FLOPS_NOTE = ("useful training FLOPs = 3 x forward; forward per pair (s src, t tgt tokens, d, f, "
@@ -53,7 +55,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--steps", type=int, default=None, help="timed steps per trainer (all rounds)")
   p.add_argument("--warmup_steps", type=int, default=None, help="untimed steps first (tracing)")
   p.add_argument("--rounds", type=int, default=None, help="round-robin rounds over the trainers")
-  p.add_argument("--only", default="all", help=f"comma list of {', '.join(PARTS)} "
+  p.add_argument("--only", default="all", help=f"comma list of {', '.join(PARTS + JIT_PARTS)} "
                  f"(aliases: {', '.join(ALIASES)})")
   p.add_argument("--quick", action="store_true", help="tiny model and few steps (tests)")
   p.add_argument("--data_dir", default=DEFAULT_DATA_DIR, help="Multi30k (train.en, train.de)")
@@ -77,13 +79,14 @@ def parse_args(argv=None) -> argparse.Namespace:
 def expand_parts(only: str, parser=None):
   parts = []
   for name in filter(None, (s.strip() for s in only.split(","))):
-    if name not in PARTS and name not in ALIASES:
-      message = f"--only: unknown part {name!r}; known: {', '.join(PARTS + tuple(ALIASES))}"
+    if name not in PARTS + JIT_PARTS and name not in ALIASES:
+      known = PARTS + JIT_PARTS + tuple(ALIASES)
+      message = f"--only: unknown part {name!r}; known: {', '.join(known)}"
       if parser is not None:
         parser.error(message)
       raise ValueError(message)
     parts.extend(ALIASES.get(name, (name,)))
-  return tuple(p for p in PARTS if p in parts)
+  return tuple(p for p in PARTS + JIT_PARTS if p in parts)
 
 
 def log(message: str) -> None:
@@ -115,8 +118,10 @@ def make_setups(args, workdir, data_dir, sizes):
       shuffle_buffer=sizes["shuffle_buffer"], seed=1234 + args.seed)
   mixed = dict(workdir=os.path.join(workdir, "mixed"), mix_prices=True,
                precision=args.heads_precision)
-  return {"auxseq_fp32": base,
-          "auxseq_bf16": dataclasses.replace(base, precision="mixed_bfloat16"),
+  bf16 = dataclasses.replace(base, precision="mixed_bfloat16")
+  return {"auxseq_fp32": base, "auxseq_bf16": bf16,
+          "auxseq_fp32_jit": dataclasses.replace(base, jit_compile=True),
+          "auxseq_bf16_jit": dataclasses.replace(bf16, jit_compile=True),
           "heads_base": dataclasses.replace(base, **mixed),
           "heads_all": dataclasses.replace(base, heads=auxseq_runner.HEADS_SPEC,
                                                          **mixed)}
@@ -176,6 +181,10 @@ def derived(result, blocks):
              default=0.0)
   if best and "reference_tok_s" in result:
     result["ratio"] = best / result["reference_tok_s"]
+  for kind in ("fp32", "bf16"):
+    if f"auxseq_{kind}_jit_tok_s" in result and f"auxseq_{kind}_tok_s" in result:
+      result[f"jit_speedup_{kind}"] = (result[f"auxseq_{kind}_jit_tok_s"]
+                                       / result[f"auxseq_{kind}_tok_s"])
   if "heads_base" in blocks and "heads_all" in blocks:
     result["head_overhead_ratio"] = result["heads_all_step_ms"] / result["heads_base_step_ms"]
     result["head_overhead_ratio_rounds"] = [

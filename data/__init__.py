@@ -41,12 +41,15 @@ class DataBundle:
     self.encoder = pipeline.Encoder(source_tokenizer, target_tokenizer, label_info["domain"],
                                     alignment=label_info["alignment"] > 0)
 
-  def train_dataset(self, batch_tokens: int, seed: int) -> tf.data.Dataset:
-    """Infinite shuffled batches of every source mixed by weight, bucketed to `batch_tokens`."""
+  def train_dataset(self, batch_tokens: int, seed: int,
+                    pad_to_bucket: bool = False) -> tf.data.Dataset:
+    """Infinite shuffled batches of every source mixed by weight, bucketed to `batch_tokens`
+    (`pad_to_bucket`: one batch shape per bucket, for XLA)."""
     datasets = [b.as_dataset(split="train", shuffle_files=False) for b in self.builders]
     weights = [s.weight for s in self.config.sources]
     return pipeline.train_stream(datasets, weights, self.encoder, batch_tokens,
-                                 self.config.max_length, seed, self.config.shuffle_buffer)
+                                 self.config.max_length, seed, self.config.shuffle_buffer,
+                                 pad_to_bucket)
 
   def eval_dataset(self, split: str, batch_size: int, max_examples: int = 0,
                    source: int = 0) -> tf.data.Dataset:

@@ -127,8 +127,13 @@ def bucket_boundaries(max_length: int):
 
 
 def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_length: int,
-                 seed: int, shuffle_buffer: int) -> tf.data.Dataset:
-  """Shuffled, repeated, mixed (by weight), length-filtered, token-budget bucketed batches."""
+                 seed: int, shuffle_buffer: int, pad_to_bucket: bool = False) -> tf.data.Dataset:
+  """Shuffled, repeated, mixed (by weight), length-filtered, token-budget bucketed batches.
+
+  pad_to_bucket: pad every batch to its bucket's upper bound, so there is one batch shape per
+  bucket (XLA, `--jit_compile`, compiles once per shape; padded to the longest sentence instead,
+  the shapes are unbounded and XLA recompiles all the time).
+  """
   streams = [ds.shuffle(shuffle_buffer, seed=seed + i, reshuffle_each_iteration=True).repeat()
              for i, ds in enumerate(datasets)]
   if len(streams) == 1:
@@ -143,7 +148,8 @@ def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_len
   sizes = [max(1, batch_tokens // b) for b in bounds] + [max(1, batch_tokens // (max_length + 1))]
   shapes = {k: [None] * spec.shape.rank for k, spec in encoded.element_spec.items()}
   batched = encoded.bucket_by_sequence_length(example_length, bounds, sizes, padded_shapes=shapes,
-                                              drop_remainder=False)
+                                              pad_to_bucket_boundary=pad_to_bucket,
+                                              drop_remainder=pad_to_bucket)
   return batched.prefetch(2)
 
 

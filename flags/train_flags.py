@@ -11,8 +11,9 @@ flags.DEFINE_string("combiner", "fixed", "How losses are combined: fixed, uncert
 flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs with "
                   "AVX512-BF16 and recent GPUs; use float32 elsewhere.")
-flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step (off by default: XLA was "
-                  "0.69x on this CPU kind in DESIGN.md; not yet measured for auxseq).")
+flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step; batches are then padded to "
+                  "their length bucket (one compile per bucket shape). Off by default: slower "
+                  "on this CPU kind (docs/results.md).")
 flags.DEFINE_enum("on_nonfinite", "stop", ["stop", "skip"], "On a non-finite loss: stop and "
                   "name the term, or skip the step.")
 flags.DEFINE_integer("accum_steps", 1, "Micro-batches per optimizer step (exact global "

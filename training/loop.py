@@ -51,7 +51,8 @@ def train(config: Config) -> dict:
       averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed
   # One plain iterator (checkpointable: resuming restores the data position); under a strategy
   # each global batch is split between the replicas in _next_batches.
-  iterator = iter(c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed))
+  iterator = iter(c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
+                                       pad_to_bucket=train_cfg.jit_compile))
   ckpt = make_checkpoint(c, iterator)
   manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(config.workdir),
                                        max_to_keep=train_cfg.keep_checkpoints)

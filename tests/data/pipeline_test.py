@@ -91,6 +91,20 @@ def test_batch_contract(setup):
       np.testing.assert_array_equal(t_in[i, 1:m], t_out[i, :m - 1])
 
 
+def test_pad_to_bucket_gives_one_shape_per_bucket(setup):
+  """--jit_compile: XLA compiles once per batch shape, so the shapes must be a fixed, small set:
+  max_length 16 -> bounds 8, 12, 17; batch 128 // bound rows padded to bound - 1."""
+  _, bundle = setup
+  expected = {(128 // b, b - 1) for b in (8, 12, 17)}
+  shapes = set()
+  for batch in bundle.train_dataset(128, 3, pad_to_bucket=True).take(60):
+    shapes.add(tuple(batch["source"].shape))
+    assert batch["source"].shape == batch["target_in"].shape == batch["target_out"].shape
+  assert shapes <= expected and len(shapes) >= 2, shapes
+  loose = {tuple(b["source"].shape) for b in _batches(bundle, 60)}
+  assert len(loose) > len(shapes)  # the guard: without it the shapes vary with each batch
+
+
 def test_mixing_follows_weights(setup):
   _, bundle = setup
   counts = np.zeros(3)
