@@ -1,7 +1,7 @@
 """Translate a split (or raw lines) and score it: sacreBLEU metrics plus every head's metrics."""
 import itertools
 import time
-from typing import Callable, Dict, Iterable, Iterator, List, Sequence, Tuple
+from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 import tensorflow as tf
@@ -120,10 +120,12 @@ def head_metric_stats(stats_fn, batches, totals) -> Dict[str, Dict[str, np.ndarr
   return totals
 
 
-def evaluate_split(components, eval_config: EvalConfig, split: str) -> Dict:
+def evaluate_split(components, eval_config: EvalConfig, split: str,
+                   head_totals: Optional[Dict] = None) -> Dict:
   """BLEU/chrF/TER of beam-search translations of `split`, plus each head's metrics.
 
   Returns the metrics dict (with "hypotheses" holding the translations, to be popped by callers).
+  `head_totals`, when given, receives the heads' summed metric statistics (e.g. confusions).
   """
   bundle, model = components.bundle, components.model
   dataset = bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples)
@@ -139,16 +141,16 @@ def evaluate_split(components, eval_config: EvalConfig, split: str) -> Dict:
   metrics["decode_seconds"] = round(time.time() - start, 2)
   extra = [bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples,
                                source=i) for i in range(1, len(bundle.config.sources))]
-  metrics.update(head_metrics(components, [dataset] + extra))
+  metrics.update(head_metrics(components, [dataset] + extra, head_totals))
   metrics.update(split=split, examples=len(hypotheses), hypotheses=hypotheses)
   return metrics
 
 
-def head_metrics(components, datasets) -> Dict:
+def head_metrics(components, datasets, totals: Optional[Dict] = None) -> Dict:
   """{head name: {metric: value}} over the split of every source (e.g. prices come from the
-  listings, translation from the main corpus)."""
+  listings, translation from the main corpus); the summed statistics go into `totals`."""
   stats_fn = make_stats_fn(components.model, components.heads)
-  totals: Dict[str, Dict[str, np.ndarray]] = {}
+  totals = {} if totals is None else totals
   for dataset in datasets:
     head_metric_stats(stats_fn, dataset, totals)
   result = {}

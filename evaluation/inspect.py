@@ -16,7 +16,7 @@ import json
 import os
 import shutil
 import tempfile
-from typing import Callable, Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 import sentencepiece as spm
@@ -242,7 +242,12 @@ def validation_confusions(c, split: str = "validation") -> Dict[str, np.ndarray]
     if split in builder.info.splits:
       head_metric_stats(stats_fn, c.bundle.eval_dataset(split, cfg.eval_batch_size,
                                                         cfg.max_eval_examples, source=i), totals)
-  return {name: stats["confusion"] for name, stats in totals.items()
+  return confusions(totals)
+
+
+def confusions(head_totals: Dict) -> Dict[str, np.ndarray]:
+  """The non-empty confusion matrices among summed head statistics ({head: {stat: array}})."""
+  return {name: stats["confusion"] for name, stats in head_totals.items()
           if "confusion" in stats and stats["confusion"].sum() > 0}
 
 
@@ -250,9 +255,11 @@ def _image_tensor(fig, dpi: int = 90) -> tf.Tensor:
   return tf.image.decode_png(plots.png_bytes(fig, dpi), channels=3)[None]
 
 
-def write_validation_images(components, writer, step: int, sentences: Sequence[str]) -> None:
+def write_validation_images(components, writer, step: int, sentences: Sequence[str],
+                            head_totals: Optional[Dict] = None) -> None:
   """TensorBoard images at `step`: `attention/sentence_<i>` (the grid of each of `sentences`)
-  and `confusion/<head>` (each classification head over the validation split)."""
+  and `confusion/<head>` (each classification head over the validation split; from
+  `head_totals` when the caller has just evaluated it, else from a pass of its own)."""
   c = components
   items = inspect_sentences(c, sentences, make_decoder(c.model, c.config.eval))
   marked = regularised_pairs(c.heads, c.model.num_cross_attention_layers,
@@ -261,7 +268,8 @@ def write_validation_images(components, writer, step: int, sentences: Sequence[s
   with writer.as_default(step=step):
     for i, item in enumerate(items):
       tf.summary.image(f"attention/sentence_{i}", _image_tensor(sentence_figure(c, item, marked)))
-    for name, matrix in validation_confusions(c).items():
+    matrices = validation_confusions(c) if head_totals is None else confusions(head_totals)
+    for name, matrix in matrices.items():
       fig = plots.confusion_figure(matrix, class_names(by_name[name], len(matrix)), name)
       tf.summary.image(f"confusion/{name}", _image_tensor(fig))
   writer.flush()

@@ -24,8 +24,8 @@ def _nonfinite_terms(result) -> list:
           if k.startswith("loss/") and not tf.math.is_finite(v).numpy()]
 
 
-def _evaluate(c, split: str, step: int, **extra) -> dict:
-  metrics = evaluate_split(c, c.config.eval, split)
+def _evaluate(c, split: str, step: int, head_totals=None, **extra) -> dict:
+  metrics = evaluate_split(c, c.config.eval, split, head_totals)
   hypotheses = metrics.pop("hypotheses")
   wd.atomic_write_text(os.path.join(c.config.workdir, f"{split}.hyp"), "\n".join(hypotheses) + "\n")
   metrics.update(step=step, **extra)
@@ -121,11 +121,12 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
       manager.save(checkpoint_number=step)
     if best is not None and step % train_cfg.eval_every == 0:
       with averaging.evaluation_weights(c):  # EMA swapped in, then back (when on)
-        metrics = _evaluate(c, "validation", step, kind="validation",
+        totals = {}  # the heads' statistics (confusions) of this validation, for the pictures
+        metrics = _evaluate(c, "validation", step, totals, kind="validation",
                             wall_seconds=round(time.time() - wall_start, 1))
         if sentences is None:  # a few fixed validation sentences, pictured at every validation
           sentences = inspect.fixed_validation_sentences(c, 3)
-        inspect.write_validation_images(c, writer, step, sentences)
+        inspect.write_validation_images(c, writer, step, sentences, totals)
       stop = best.update(metrics, step)
       logging.info("validation at step %d: %s (best %s=%s)", step, _short(metrics), best.metric,
                    best.best)

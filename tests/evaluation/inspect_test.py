@@ -154,3 +154,16 @@ def test_validation_images_reach_tensorboard(components, tmp_path):
   assert confusion.sum() == _priced_validation_rows(c) > 0
   names = insp.class_names(next(h for h in c.heads if h.head_name == "price"), 5)
   assert len(names) == 5 and names[0].startswith("<") and names[-1].startswith(">=")
+
+
+def test_confusions_from_the_validation_just_run_equal_a_pass_of_their_own(components):
+  """The training loop hands evaluate_split's head statistics to the pictures instead of running
+  the validation split through the model a second time: same matrices."""
+  from evaluation.evaluate import evaluate_split  # pylint: disable=import-outside-toplevel
+  c = components
+  totals = {}
+  evaluate_split(c, c.config.eval, "validation", totals)
+  from_eval = insp.confusions(totals)
+  own = insp.validation_confusions(c)
+  assert sorted(from_eval) == sorted(own) == ["price"]
+  np.testing.assert_array_equal(from_eval["price"], own["price"])
