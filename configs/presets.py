@@ -82,7 +82,12 @@ def multi30k_transformer_heads() -> Config:
   dwarfs translation's under the global clip), entropy on every layer at 0.05 cost 4.6, price 0.1
   + last-layer entropy 0.01 with listings at 15% of the stream cost 1.3 (29.53 vs 30.87). Listing
   rows carry no translation target, so their share of each batch is translation data lost; 5%
-  still shows the price head ~30k titles in 52 minutes. The 52-minute run: not measured yet.
+  still shows the price head ~30k titles in 52 minutes.
+
+  Command: `python main.py --preset=multi30k_transformer_heads --data_dir=../shared/data/multi30k`.
+  Measured 2026-12-01 (docs/results.md): 4,233 steps in 52 min; test2016 cased sacreBLEU 38.04 /
+  chrF 61.91 / TER 46.97 (last 5 checkpoints averaged), 0.25 below multi30k_transformer's 38.29;
+  price accuracy 0.364 (macro-F1 0.375, majority 0.216) on the listings' test split.
   """
   base = multi30k_transformer()
   data = dataclasses.replace(base.data, sources=base.data.sources + (
