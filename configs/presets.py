@@ -100,7 +100,9 @@ def multi30k_transformer_heads() -> Config:
 def multi30k_rnn() -> Config:
   """Multi30k English->German, bidirectional LSTM encoder + attentional LSTM decoder.
 
-  Same data, schedule and 52-minute budget as multi30k_transformer. Not measured yet.
+  Same data, schedule and 52-minute budget as multi30k_transformer. The 52-minute run is not
+  measured yet; a 1000-step probe (2026-12-01, docs/results.md) reached validation BLEU 12.83 in
+  383 s of training (the Transformer preset: 30.87 at step 1000).
   """
   base = multi30k_transformer()
   return dataclasses.replace(base, model=ModelConfig(model="rnn", d_model=256, num_layers=1,
