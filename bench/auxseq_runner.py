@@ -149,13 +149,12 @@ def pipeline_rate(setup: AuxseqSetup, batches: int, warmup: int) -> Dict:
 
 def build_trainers(parts: Sequence[str], setups: Dict[str, AuxseqSetup],
                    log) -> Dict[str, "AuxseqTrainer"]:
-  """The auxseq trainers named in `parts` (auxseq_fp32, auxseq_bf16, heads_base, heads_all)."""
+  """A trainer for every setup named in `parts`, in the setups' order."""
   trainers = {}
-  for name in ("auxseq_fp32", "auxseq_bf16", "auxseq_fp32_jit", "auxseq_bf16_jit", "heads_base",
-               "heads_all"):
+  for name, setup in setups.items():
     if name in parts:
       start = time.perf_counter()
-      trainers[name] = AuxseqTrainer(name, setups[name])
+      trainers[name] = AuxseqTrainer(name, setup)
       log(f"built {name} in {time.perf_counter() - start:.1f}s "
           f"(loss terms: {', '.join(trainers[name].term_names)})")
   for trainer in trainers.values():  # after every build (see AuxseqTrainer.start)

@@ -39,6 +39,7 @@ PARTS = ("reference", "auxseq_fp32", "auxseq_bf16", "heads_base", "heads_all", "
          "matmul")
 # XLA-compiled train steps (`--jit_compile`): measured on request, not part of `all`.
 JIT_PARTS = ("auxseq_fp32_jit", "auxseq_bf16_jit")
+KNOWN_PARTS = PARTS + JIT_PARTS
 ALIASES = {"auxseq": ("auxseq_fp32", "auxseq_bf16"), "heads": ("heads_base", "heads_all"),
            "jit": ("auxseq_fp32", "auxseq_bf16") + JIT_PARTS, "all": PARTS}
 FULL = dict(model=dict(d_model=256, num_layers=3, num_heads=4, ffn_dim=1024), vocab_size=8000,
@@ -55,7 +56,7 @@ def parse_args(argv=None) -> argparse.Namespace:
   p.add_argument("--steps", type=int, default=None, help="timed steps per trainer (all rounds)")
   p.add_argument("--warmup_steps", type=int, default=None, help="untimed steps first (tracing)")
   p.add_argument("--rounds", type=int, default=None, help="round-robin rounds over the trainers")
-  p.add_argument("--only", default="all", help=f"comma list of {', '.join(PARTS + JIT_PARTS)} "
+  p.add_argument("--only", default="all", help=f"comma list of {', '.join(KNOWN_PARTS)} "
                  f"(aliases: {', '.join(ALIASES)})")
   p.add_argument("--quick", action="store_true", help="tiny model and few steps (tests)")
   p.add_argument("--data_dir", default=DEFAULT_DATA_DIR, help="Multi30k (train.en, train.de)")
@@ -79,14 +80,13 @@ def parse_args(argv=None) -> argparse.Namespace:
 def expand_parts(only: str, parser=None):
   parts = []
   for name in filter(None, (s.strip() for s in only.split(","))):
-    if name not in PARTS + JIT_PARTS and name not in ALIASES:
-      known = PARTS + JIT_PARTS + tuple(ALIASES)
-      message = f"--only: unknown part {name!r}; known: {', '.join(known)}"
+    if name not in KNOWN_PARTS and name not in ALIASES:
+      message = f"--only: unknown part {name!r}; known: {', '.join(KNOWN_PARTS + tuple(ALIASES))}"
       if parser is not None:
         parser.error(message)
       raise ValueError(message)
     parts.extend(ALIASES.get(name, (name,)))
-  return tuple(p for p in PARTS + JIT_PARTS if p in parts)
+  return tuple(p for p in KNOWN_PARTS if p in parts)
 
 
 def log(message: str) -> None:
