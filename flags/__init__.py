@@ -75,3 +75,13 @@ def config_from_flags() -> Config:
   if _given("head_modules"):
     updates["head_modules"] = tuple(FLAGS.head_modules)
   return dataclasses.replace(config, **updates)
+
+
+def config_from_argv(argv) -> Config:
+  """main.py's flags parsed from `argv` (argv[0] is the program) into a Config, for tools that
+  take main.py's flags after their own; a bad flag is a UserError."""
+  try:
+    FLAGS(list(argv))
+  except flags.Error as e:
+    raise UserError(str(e)) from None
+  return config_from_flags()

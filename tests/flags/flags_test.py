@@ -89,3 +89,19 @@ def test_readme_flag_reference_is_current():
   from flags import reference
   assert reference.table().rstrip() in (ROOT / "README.md").read_text(encoding="utf-8"), \
       "run: python tools/flags_table.py --write"
+
+
+def test_long_preset_can_continue_a_52_minute_run(parse, tmp_path):
+  """multi30k_transformer_long differs only in --max_minutes, so the workdir guard accepts a
+  52-minute multi30k_transformer run's workdir and the longer run resumes it."""
+  from training.workdir import prepare_workdir
+  workdir = str(tmp_path / "run")
+  short = parse("--preset=multi30k_transformer", f"--workdir={workdir}")
+  long = parse("--preset=multi30k_transformer_long", f"--workdir={workdir}")
+  assert dataclasses.replace(long, train=short.train) == short
+  assert (short.train.max_minutes, long.train.max_minutes) == (52.0, 110.0)
+  prepare_workdir(short)
+  prepare_workdir(long)  # raises UserError if the guard saw a different model/data config
+  rnn = parse("--preset=multi30k_rnn", f"--workdir={workdir}")
+  with pytest.raises(UserError, match="different model"):
+    prepare_workdir(rnn)

@@ -1,0 +1,108 @@
+"""Beam size and length penalty chosen on validation; test scored once, with the choice.
+
+  python bench/tune_decoding.py --beams=1,4,6 --length_penalties=0.2,0.6,1.0,1.4 \
+      -- --preset=multi30k_transformer --data_dir=../shared/data/multi30k --workdir=/tmp/runs/m30k
+
+Everything after `--` is main.py's flags for the trained run (its preset, data, workdir and
+e.g. --average_last); the weights are restored once (best checkpoint, or the average of the last
+N), every (beam, length penalty) pair decodes --tune_split, and the pair with the highest BLEU
+(ties: the smaller beam, then the penalty nearer 0.6) decodes --test_split. Test is never used
+to choose. Prints one JSON line per setting and a final JSON summary; --out writes the summary.
+"""
+import argparse
+import dataclasses
+import json
+import os
+import sys
+import time
+from typing import Dict, List, Sequence, Tuple
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+if ROOT not in sys.path:
+  sys.path.insert(0, ROOT)
+
+from configs.errors import UserError  # noqa: E402
+
+Setting = Tuple[int, float]
+
+
+def parse_grid(beams: str, length_penalties: str) -> List[Setting]:
+  """'1,4' and '0.6,1' -> [(1, 0.6), (1, 1.0), (4, 0.6), (4, 1.0)]."""
+  try:
+    beam_values = [int(b) for b in beams.split(",") if b.strip()]
+    penalty_values = [float(a) for a in length_penalties.split(",") if a.strip()]
+  except ValueError as e:
+    raise UserError(f"--beams takes integers and --length_penalties numbers, comma-separated: "
+                    f"{e}") from None
+  if not beam_values or not penalty_values or min(beam_values) < 1 or min(penalty_values) < 0:
+    raise UserError("--beams needs integers >= 1 and --length_penalties numbers >= 0")
+  return [(b, a) for b in beam_values for a in penalty_values]
+
+
+def best_setting(rows: Sequence[Dict]) -> Setting:
+  """The (beam, length penalty) of the row with the highest `bleu`; ties go to the smaller
+  beam (faster decoding), then to the penalty nearer the default 0.6."""
+  best = max(rows, key=lambda r: (r["bleu"], -r["beam_size"], -abs(r["length_penalty"] - 0.6)))
+  return best["beam_size"], best["length_penalty"]
+
+
+def score(components, eval_config, split: str, setting: Setting) -> Dict:
+  """BLEU/chrF/TER of `split` decoded with `setting` (the heads' metrics are left out)."""
+  from evaluation.evaluate import evaluate_split
+  beam, penalty = setting
+  cfg = dataclasses.replace(eval_config, beam_size=beam, length_penalty=penalty)
+  metrics = evaluate_split(components, cfg, split)
+  keep = ("bleu", "chrf", "ter", "bleu_brevity_penalty", "decode_seconds", "examples")
+  return dict({k: metrics[k] for k in keep if k in metrics}, split=split, beam_size=beam,
+              length_penalty=penalty)
+
+
+def tune(components, eval_config, grid: Sequence[Setting], tune_split: str,
+         test_split: str) -> Dict:
+  rows = []
+  for setting in grid:
+    rows.append(score(components, eval_config, tune_split, setting))
+    print(json.dumps(rows[-1]), flush=True)
+  chosen = best_setting(rows)
+  default = (eval_config.beam_size, eval_config.length_penalty)
+  summary = {"tuned_on": tune_split, "rows": rows, "chosen": list(chosen),
+             "config_default": list(default)}
+  if test_split:
+    summary["test"] = score(components, eval_config, test_split, chosen)
+    if chosen != default:
+      summary["test_with_config_default"] = score(components, eval_config, test_split, default)
+  return summary
+
+
+def main(argv: Sequence[str]) -> int:
+  argv = list(argv)
+  cut = argv.index("--") if "--" in argv else len(argv)
+  own, main_flags = argv[:cut], argv[cut + 1:]
+  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--beams", default="1,4,6")
+  parser.add_argument("--length_penalties", default="0.2,0.6,1.0,1.4")
+  parser.add_argument("--tune_split", default="validation")
+  parser.add_argument("--test_split", default="test", help="'' to skip the test decode")
+  parser.add_argument("--out", default="", help="write the summary JSON here")
+  args = parser.parse_args(own)
+  import flags as app_flags
+  from training.modes import _components_for_inference
+  try:
+    grid = parse_grid(args.beams, args.length_penalties)
+    config = app_flags.config_from_argv(["main.py", *main_flags])
+    start = time.time()
+    components = _components_for_inference(config)
+    summary = tune(components, config.eval, grid, args.tune_split, args.test_split)
+  except UserError as e:
+    sys.stderr.write(f"error: {e}\n")
+    return 2
+  summary["seconds"] = round(time.time() - start, 1)
+  if args.out:
+    with open(args.out, "w", encoding="utf-8") as f:
+      json.dump(summary, f, indent=1)
+  print(json.dumps({k: v for k, v in summary.items() if k != "rows"}))
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main(sys.argv[1:]))
