@@ -86,12 +86,12 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument("--out", default="", help="write the summary JSON here")
   args = parser.parse_args(own)
   import flags as app_flags
-  from training.modes import _components_for_inference
+  from training.modes import components_for_inference
   try:
     grid = parse_grid(args.beams, args.length_penalties)
     config = app_flags.config_from_argv(["main.py", *main_flags])
     start = time.time()
-    components = _components_for_inference(config)
+    components = components_for_inference(config)
     summary = tune(components, config.eval, grid, args.tune_split, args.test_split)
   except UserError as e:
     sys.stderr.write(f"error: {e}\n")

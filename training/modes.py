@@ -38,7 +38,7 @@ def train_mode(config: Config) -> None:
   print_metrics(train(config))
 
 
-def _components_for_inference(config: Config):
+def components_for_inference(config: Config):
   """Components restored from WORKDIR's best (else latest) checkpoint, built as trained."""
   from training.components import build_components, restore_for_inference
   from training.workdir import load_config_dict
@@ -63,7 +63,7 @@ def evaluate_mode(config: Config) -> None:
   from evaluation import evaluate as ev
   from evaluation.scorers import score_corpus
   from training.workdir import append_metrics, atomic_write_text
-  c = _components_for_inference(config)
+  c = components_for_inference(config)
   cfg = config.eval
   if cfg.input_file:
     if not cfg.reference_file:
@@ -95,7 +95,7 @@ def translate_mode(config: Config) -> None:
   cfg = config.eval
   if cfg.translate_batch_tokens < 0:
     raise UserError(f"--translate_batch_tokens must be >= 0, got {cfg.translate_batch_tokens}")
-  c = _components_for_inference(config)
+  c = components_for_inference(config)
   lines = (_read_lines(cfg.input_file, "--input_file") if cfg.input_file
            else (line.rstrip("\n") for line in sys.stdin))
   decoder = ev.make_decoder(c.model, cfg)
@@ -166,7 +166,7 @@ def diagnose_mode(config: Config) -> None:
 def export_mode(config: Config) -> None:
   """SavedModel in --output_file (default WORKDIR/export): strings -> translations + heads."""
   from evaluation.export import export
-  c = _components_for_inference(config)
+  c = components_for_inference(config)
   path = export(c, config.eval.output_file or os.path.join(config.workdir, "export"))
   print_metrics({"kind": "export", "path": path})
 
@@ -180,7 +180,7 @@ def inspect_mode(config: Config) -> None:
   if cfg.inspect_lines < 1:
     raise UserError(f"--inspect_lines must be >= 1, got {cfg.inspect_lines}")
   lines = _read_lines(cfg.input_file, "--input_file")[:cfg.inspect_lines] if cfg.input_file else []
-  c = _components_for_inference(config)
+  c = components_for_inference(config)
   if not cfg.input_file:
     lines = fixed_validation_sentences(c, cfg.inspect_lines, cfg.split)
   if not lines:

@@ -80,7 +80,7 @@ def test_translate_mode_matches_one_batch_in_input_order(tmp_path, copy_corpus, 
     outputs[fmt] = (tmp_path / fmt).read_text(encoding="utf-8").splitlines()
   assert len(batches) == 6 and max(len(b) for b in batches) > 1  # windows of 4, 4, 2 (x 2)
   assert any(b != sorted(b) for b in batches)  # re-ordered by length inside a window
-  expected, heads = _one_batch(modes._components_for_inference(
+  expected, heads = _one_batch(modes.components_for_inference(
       dataclasses.replace(config, mode="evaluate")), lines)
   assert len(set(expected)) > 3  # distinct translations: the order check below can fail
   assert outputs["text"] == expected

@@ -42,7 +42,7 @@ def config(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def components(config):
-  return modes._components_for_inference(config)
+  return modes.components_for_inference(config)
 
 
 def _alone(c, line, output_ids):

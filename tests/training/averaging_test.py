@@ -18,7 +18,7 @@ def _with_eval(config, **eval_overrides):
 
 
 def _inference(config):
-  return modes._components_for_inference(dataclasses.replace(config, mode="evaluate"))
+  return modes.components_for_inference(dataclasses.replace(config, mode="evaluate"))
 
 
 def test_average_last_is_the_float32_mean_of_the_saved_checkpoints(tmp_path, copy_corpus):
