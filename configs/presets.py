@@ -34,9 +34,10 @@ def describe_presets() -> str:
 def default() -> Config:
   """The default job (`python main.py`): small Transformer on gettext English->German + heads.
 
-  Command: `./run.sh`. Measured 2026-11-24 on this 2-core machine kind (docs/results.md):
-  ~7.5 minutes; test BLEU 6.99 / chrF 15.53 / TER 91.56 (copy-the-source baseline: 14.46 /
-  26.29 / 94.61); domain accuracy 0.642 (majority 0.188), price-range accuracy 0.358 (0.216).
+  Command: `./run.sh`. Measured 2026-12-01 on this 2-core machine kind (docs/results.md):
+  ~10.5 minutes in all beside other work; test BLEU 9.95 / chrF 18.26 / TER 89.53 (copy-the-
+  source baseline: 14.46 / 26.29 / 94.61); domain accuracy 0.632 (majority 0.188), price-range
+  accuracy 0.314 (0.216); peak RSS 2.7 GB.
   """
   return Config()
 
