@@ -13,6 +13,10 @@ import tensorflow_text as tf_text
 
 from data.tokenizer import BOS, EOS
 
+# Bump when the training stream's operations or batch fields change: a checkpoint's data
+# position is only restored into the pipeline version that saved it (training/loop.py).
+PIPELINE_VERSION = 1
+
 
 def piece_words(text: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:
   """The word each sentencepiece piece belongs to, from the pieces' byte offsets.

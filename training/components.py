@@ -130,8 +130,19 @@ def variables_checkpoint(layer) -> tf.train.Checkpoint:
   return tf.train.Checkpoint(**{f"v{i:04d}": v for i, v in enumerate(layer.variables)})
 
 
-def make_checkpoint(c: Components, iterator=None) -> tf.train.Checkpoint:
-  """Model, heads, combiner, optimizer, step and (when training) the data iterator position."""
+# Checkpoint key of the training stream's fingerprint, saved beside the iterator position.
+PIPELINE_KEY = "data_pipeline"
+
+
+def pipeline_fingerprint(dataset: tf.data.Dataset) -> str:
+  """What an iterator position saved from `dataset` fits: pipeline.PIPELINE_VERSION (bumped when
+  the stream's operations change) and the batches' structure."""
+  return f"{data_lib.pipeline.PIPELINE_VERSION}|{dataset.element_spec}"
+
+
+def make_checkpoint(c: Components, iterator=None, fingerprint: str = "") -> tf.train.Checkpoint:
+  """Model, heads, combiner, optimizer, step and (when training) the data iterator position,
+  with the fingerprint of the pipeline it belongs to."""
   objects = {"model": variables_checkpoint(c.model), "combiner": variables_checkpoint(c.combiner),
              "optimizer": c.optimizer, "step": c.step}
   if c.schedule is not None:
@@ -140,6 +151,7 @@ def make_checkpoint(c: Components, iterator=None) -> tf.train.Checkpoint:
     objects[f"head_{head.head_name}"] = variables_checkpoint(head)
   if iterator is not None:
     objects["iterator"] = iterator
+    objects[PIPELINE_KEY] = tf.Variable(fingerprint, trainable=False, dtype=tf.string)
   if c.ema is not None:
     objects["ema"] = c.ema.checkpoint()
   return tf.train.Checkpoint(**objects)

@@ -12,7 +12,8 @@ from evaluation import inspect
 from evaluation.evaluate import evaluate_split
 from training import averaging, distribute, workdir as wd
 from training.baselines import check_schedule, make_schedule
-from training.components import build_components, checkpoint_dir, make_checkpoint
+from training.components import (PIPELINE_KEY, build_components, checkpoint_dir,
+                                 make_checkpoint, pipeline_fingerprint)
 from training.progress import Progress
 from training.selection import Selection
 from training.grad_stats import make_grad_stats_fn
@@ -51,14 +52,14 @@ def train(config: Config) -> dict:
       averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed
   # One plain iterator (checkpointable: resuming restores the data position); under a strategy
   # each global batch is split between the replicas in _next_batches.
-  iterator = iter(c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
-                                       pad_to_bucket=train_cfg.jit_compile))
-  ckpt = make_checkpoint(c, iterator)
+  dataset = c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
+                                   pad_to_bucket=train_cfg.jit_compile)
+  iterator = iter(dataset)
+  ckpt = make_checkpoint(c, iterator, pipeline_fingerprint(dataset))
   manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(config.workdir),
                                        max_to_keep=train_cfg.keep_checkpoints)
   if manager.latest_checkpoint:
-    ckpt.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-    logging.info("resumed from %s at step %d", manager.latest_checkpoint, int(c.step.numpy()))
+    _restore_for_training(c, ckpt, manager.latest_checkpoint)
   elif train_cfg.train_steps == 0:
     manager.save(checkpoint_number=0)  # the initial weights, for inspection from outside
   best = Selection(c, make_checkpoint(c)) if train_cfg.eval_every else None
@@ -79,6 +80,24 @@ def train(config: Config) -> dict:
                       checkpoint=best_path or manager.latest_checkpoint,
                       wall_seconds=round(time.time() - wall_start, 1), **averaged)
   return metrics
+
+
+def _restore_for_training(c, ckpt, path: str) -> None:
+  """Restores `ckpt` from `path`; the data position only if `path` was saved by this input
+  pipeline (same fingerprint). TensorFlow restores an iterator state written by another
+  pipeline (e.g. an earlier auxseq whose batches had other fields) without complaint and fails
+  a few batches later, so the check is made before restoring."""
+  reader = tf.train.load_checkpoint(path)
+  key = f"{PIPELINE_KEY}/.ATTRIBUTES/VARIABLE_VALUE"
+  saved = reader.get_tensor(key).decode("utf-8") if reader.has_tensor(key) else None
+  if saved == getattr(ckpt, PIPELINE_KEY).numpy().decode("utf-8"):
+    ckpt.restore(path).assert_existing_objects_matched()
+  else:
+    make_checkpoint(c).restore(path).assert_existing_objects_matched()
+    logging.warning("%s was saved by %s input pipeline: weights, optimizer and step are "
+                    "resumed, the data stream starts afresh", path,
+                    "another" if saved else "an auxseq that did not record its")
+  logging.info("resumed from %s at step %d", path, int(c.step.numpy()))
 
 
 def _next_batches(iterator, accum_steps: int, strategy=None):
