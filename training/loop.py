@@ -84,9 +84,9 @@ def train(config: Config) -> dict:
 
 def _restore_for_training(c, ckpt, path: str) -> None:
   """Restores `ckpt` from `path`; the data position only if `path` was saved by this input
-  pipeline (same fingerprint). TensorFlow restores an iterator state written by another
-  pipeline (e.g. an earlier auxseq whose batches had other fields) without complaint and fails
-  a few batches later, so the check is made before restoring."""
+  pipeline (same fingerprint). An iterator state written by another pipeline (e.g. by an
+  earlier auxseq whose batches had other fields) fails at the restore or, worse, restores
+  without complaint and fails a few batches later, so the check is made before restoring."""
   reader = tf.train.load_checkpoint(path)
   key = f"{PIPELINE_KEY}/.ATTRIBUTES/VARIABLE_VALUE"
   saved = reader.get_tensor(key).decode("utf-8") if reader.has_tensor(key) else None
