@@ -81,7 +81,10 @@ def multi30k_transformer_long() -> Config:
 
   Command: `python main.py --preset=multi30k_transformer_long --data_dir=../shared/data/multi30k`.
   Only `--max_minutes` differs from multi30k_transformer, so a 52-minute run's workdir can be
-  continued with this preset (a rerun resumes). Not measured yet (docs/results.md).
+  continued with this preset (a rerun resumes). Measured 2026-12-01 that way, the 52-minute run
+  plus 48 minutes (docs/results.md): 9,623 steps; test2016 cased sacreBLEU 37.39 / chrF 62.21 /
+  TER 47.58 (last 5 checkpoints averaged) — above the 36 asked of a longer budget, but not above
+  the 52-minute preset's 38.29: at this model size Multi30k saturates (validation 38.65 -> 39.06).
   """
   base = multi30k_transformer()
   return dataclasses.replace(base, train=dataclasses.replace(base.train, max_minutes=100.0))
