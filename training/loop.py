@@ -54,12 +54,12 @@ def train(config: Config) -> dict:
   # each global batch is split between the replicas in _next_batches.
   dataset = c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
                                    pad_to_bucket=train_cfg.jit_compile)
-  iterator = iter(dataset)
-  ckpt = make_checkpoint(c, iterator, pipeline_fingerprint(dataset))
+  iterator, fingerprint = iter(dataset), pipeline_fingerprint(dataset)
+  ckpt = make_checkpoint(c, iterator, fingerprint)
   manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(config.workdir),
                                        max_to_keep=train_cfg.keep_checkpoints)
   if manager.latest_checkpoint:
-    _restore_for_training(c, ckpt, manager.latest_checkpoint)
+    _restore_for_training(c, ckpt, manager.latest_checkpoint, fingerprint)
   elif train_cfg.train_steps == 0:
     manager.save(checkpoint_number=0)  # the initial weights, for inspection from outside
   best = Selection(c, make_checkpoint(c)) if train_cfg.eval_every else None
@@ -82,15 +82,15 @@ def train(config: Config) -> dict:
   return metrics
 
 
-def _restore_for_training(c, ckpt, path: str) -> None:
+def _restore_for_training(c, ckpt, path: str, fingerprint: str) -> None:
   """Restores `ckpt` from `path`; the data position only if `path` was saved by this input
-  pipeline (same fingerprint). An iterator state written by another pipeline (e.g. by an
+  pipeline (`fingerprint`). An iterator state written by another pipeline (e.g. by an
   earlier auxseq whose batches had other fields) fails at the restore or, worse, restores
   without complaint and fails a few batches later, so the check is made before restoring."""
   reader = tf.train.load_checkpoint(path)
   key = f"{PIPELINE_KEY}/.ATTRIBUTES/VARIABLE_VALUE"
   saved = reader.get_tensor(key).decode("utf-8") if reader.has_tensor(key) else None
-  if saved == getattr(ckpt, PIPELINE_KEY).numpy().decode("utf-8"):
+  if saved == fingerprint:
     ckpt.restore(path).assert_existing_objects_matched()
   else:
     make_checkpoint(c).restore(path).assert_existing_objects_matched()
