@@ -6,7 +6,7 @@
 Everything after `--` is main.py's flags for the trained run (its preset, data, workdir and
 e.g. --average_last); the weights are restored once (best checkpoint, or the average of the last
 N), every (beam, length penalty) pair decodes --tune_split, and the pair with the highest BLEU
-(ties: the smaller beam, then the penalty nearer 0.6) decodes --test_split. Test is never used
+(ties: the smaller beam, then the penalty nearer the default 0.6) decodes --test_split. Test is never used
 to choose. Prints one JSON line per setting and a final JSON summary; --out writes the summary.
 """
 import argparse
@@ -21,6 +21,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
+from configs.config import EvalConfig  # noqa: E402
 from configs.errors import UserError  # noqa: E402
 
 Setting = Tuple[int, float]
@@ -41,8 +42,10 @@ def parse_grid(beams: str, length_penalties: str) -> List[Setting]:
 
 def best_setting(rows: Sequence[Dict]) -> Setting:
   """The (beam, length penalty) of the row with the highest `bleu`; ties go to the smaller
-  beam (faster decoding), then to the penalty nearer the default 0.6."""
-  best = max(rows, key=lambda r: (r["bleu"], -r["beam_size"], -abs(r["length_penalty"] - 0.6)))
+  beam (faster decoding), then to the penalty nearer EvalConfig's default (0.6)."""
+  default = EvalConfig().length_penalty
+  best = max(rows, key=lambda r: (r["bleu"], -r["beam_size"],
+                                  -abs(r["length_penalty"] - default)))
   return best["beam_size"], best["length_penalty"]
 
 
