@@ -88,81 +88,113 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
 
   `batch` is one batch dict, or a tuple of micro-batches (gradient accumulation). Every loss is
   divided by its *global* count: over all micro-batches and, under `strategy`, all replicas, so
-  a step on 4 micro-batches (or 2 replicas) equals one step on their concatenation.
+  a step on 4 micro-batches (or 2 replicas) equals one step on their concatenation. How the
+  terms' gradients become the one update is `gradient_fn`'s choice; there is exactly one
+  `optimizer.apply` per step, in `apply_fn`.
   """
   variables = trainable_variables(model, heads, combiner)
-  scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
-  needs_gradients = getattr(combiner, "needs_gradients", False)
+  gradients = gradient_fn(model, heads, combiner, optimizer, variables)
+  apply = apply_fn(combiner, optimizer, variables, strategy)
 
-  def replica_gradients(batches):
-    if needs_gradients:  # single device, one micro-batch (checked by check_step_options)
+  def step(batch):
+    batches = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+    if strategy is None:
+      grads, total, losses, used, counts = gradients(batches)
+    else:  # losses and gradients are partial sums per replica: add them up
+      per_replica = strategy.run(gradients, args=(batches,))
+      grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
+    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
+    grad_norm, finite = norm_and_finite(optimizer, grads, total, losses)
+    tf.cond(finite, lambda: apply(grads, grad_norm), lambda: tf.constant(False))
+    return step_result(total, grad_norm, finite, losses, used, counts)
+
+  return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+
+
+def gradient_fn(model, heads, combiner, optimizer, variables):
+  """`batches -> (grads, total, losses, used, counts)` for this combiner: the summed gradient
+  of the combined loss (loss-based combiners, the default) or per-term gradients at the
+  encoder boundary (gradient combiners)."""
+  scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  if getattr(combiner, "needs_gradients", False):  # boundary: one device, one micro-batch
+    def boundary(batches):
       with tf.GradientTape() as tape:
         total, losses, used, counts = _gradient_combined_loss(tape, model, heads, combiner,
                                                               batches[0])
         scaled = optimizer.scale_loss(total) if scales_loss else total
       return tape.gradient(scaled, variables), total, losses, used, counts
-    counts = global_counts(model, heads, batches) if len(batches) > 1 else None
-    grads, total, losses = None, 0.0, {}
-    for batch in batches:
-      with tf.GradientTape() as tape:
-        outputs = model(batch, training=True)
-        terms, weights = head_terms(outputs, heads, batch, training=True)
-        if counts is None:
-          counts = _all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
-        micro = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
-                 for n, t in terms.items()}
-        micro_total, used = combiner.combine(micro, weights)
-        scaled = optimizer.scale_loss(micro_total) if scales_loss else micro_total
-      micro_grads = [tf.zeros_like(v) if g is None else g
-                     for g, v in zip(tape.gradient(scaled, variables), variables)]
-      grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
-      total += micro_total
-      losses = {n: losses.get(n, 0.0) + value for n, value in micro.items()}
-    return grads, total, losses, used, counts
+    return boundary
+  return lambda batches: summed_gradients(model, heads, combiner, optimizer, variables, batches)
 
-  def step(batch):
-    batches = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
+
+def summed_gradients(model, heads, combiner, optimizer, variables, batches):
+  """The gradient of the combined loss, summed over micro-batches (each term divided by its
+  global count): (grads, total, losses, used, counts)."""
+  scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  counts = global_counts(model, heads, batches) if len(batches) > 1 else None
+  grads, total, losses = None, 0.0, {}
+  for batch in batches:
+    with tf.GradientTape() as tape:
+      outputs = model(batch, training=True)
+      terms, weights = head_terms(outputs, heads, batch, training=True)
+      if counts is None:
+        counts = _all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
+      micro = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
+               for n, t in terms.items()}
+      micro_total, used = combiner.combine(micro, weights)
+      scaled = optimizer.scale_loss(micro_total) if scales_loss else micro_total
+    micro_grads = [tf.zeros_like(v) if g is None else g
+                   for g, v in zip(tape.gradient(scaled, variables), variables)]
+    grads = micro_grads if grads is None else [a + b for a, b in zip(grads, micro_grads)]
+    total += micro_total
+    losses = {n: losses.get(n, 0.0) + value for n, value in micro.items()}
+  return grads, total, losses, used, counts
+
+
+def norm_and_finite(optimizer, grads, total, losses):
+  """(global norm of the (unscaled) gradient, whether every loss and the gradient are finite)."""
+  grad_norm = tf.linalg.global_norm(grads)
+  finite = tf.math.is_finite(total)
+  for value in losses.values():
+    finite &= tf.math.is_finite(value)
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    # float16: the loss-scale optimizer unscales, and skips overflowing steps.
+    grad_norm = grad_norm / tf.cast(optimizer.dynamic_scale, grad_norm.dtype)
+  else:
+    finite &= tf.math.is_finite(grad_norm)
+  return grad_norm, finite
+
+
+def apply_fn(combiner, optimizer, variables, strategy=None):
+  """`apply(grads, grad_norm) -> True`: the step's one `optimizer.apply`, then the combiner's
+  `after_apply` (e.g. GradNorm's renormalisation)."""
+  def apply(grads, grad_norm):
     if strategy is None:
-      grads, total, losses, used, counts = replica_gradients(batches)
-    else:  # losses and gradients are partial sums per replica: add them up
-      per_replica = strategy.run(replica_gradients, args=(batches,))
-      grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
-    grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
-    grad_norm = tf.linalg.global_norm(grads)
-    finite = tf.math.is_finite(total)
-    for value in losses.values():
-      finite &= tf.math.is_finite(value)
-    if scales_loss:  # float16: the loss-scale optimizer unscales, and skips overflowing steps.
-      grad_norm = grad_norm / tf.cast(optimizer.dynamic_scale, grad_norm.dtype)
+      optimizer.apply(grads, variables)
     else:
-      finite &= tf.math.is_finite(grad_norm)
+      # Keras applies in replica context and sums the replicas' gradients itself: give each
+      # replica 1/n of the (already summed, clipped) gradient. Clipping here first makes
+      # Keras' own global-norm clip of the 1/n shares a no-op.
+      clipped = grads
+      if optimizer.global_clipnorm:
+        clipped, _ = tf.clip_by_global_norm(grads, optimizer.global_clipnorm, grad_norm)
+      n = strategy.num_replicas_in_sync
+      strategy.extended.call_for_each_replica(  # the shares are made on each replica's device
+          lambda: optimizer.apply([g / n for g in clipped], variables))
+    if hasattr(combiner, "after_apply"):
+      combiner.after_apply()
+    return tf.constant(True)
+  return apply
 
-    def apply():
-      if strategy is None:
-        optimizer.apply(grads, variables)
-      else:
-        # Keras applies in replica context and sums the replicas' gradients itself: give each
-        # replica 1/n of the (already summed, clipped) gradient. Clipping here first makes
-        # Keras' own global-norm clip of the 1/n shares a no-op.
-        clipped = grads
-        if optimizer.global_clipnorm:
-          clipped, _ = tf.clip_by_global_norm(grads, optimizer.global_clipnorm, grad_norm)
-        n = strategy.num_replicas_in_sync
-        strategy.extended.call_for_each_replica(  # the shares are made on each replica's device
-            lambda: optimizer.apply([g / n for g in clipped], variables))
-      if hasattr(combiner, "after_apply"):
-        combiner.after_apply()
-      return tf.constant(True)
 
-    tf.cond(finite, apply, lambda: tf.constant(False))
-    result = {"loss": total, "grad_norm": grad_norm, "finite": finite}
-    for name in losses:
-      result[f"loss/{name}"] = losses[name]
-      result[f"weight/{name}"] = tf.cast(used[name], tf.float32)
-      result[f"count/{name}"] = counts[name]
-    return result
-
-  return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+def step_result(total, grad_norm, finite, losses, used, counts):
+  """The scalars the loop logs: loss, grad_norm, finite, loss/ weight/ count/<term>."""
+  result = {"loss": total, "grad_norm": grad_norm, "finite": finite}
+  for name in losses:
+    result[f"loss/{name}"] = losses[name]
+    result[f"weight/{name}"] = tf.cast(used[name], tf.float32)
+    result[f"count/{name}"] = counts[name]
+  return result
 
 
 def _reduce_replicas(strategy, per_replica):
