@@ -32,6 +32,11 @@ class DataConfig:
     batch_tokens: token budget per batch (max of source/target padded tokens).
     max_length: examples with more subword tokens on either side are dropped (and counted).
     shuffle_buffer: examples in the shuffle buffer of the training stream.
+    tokenizer_sample: sentences each sentencepiece model trains on: a reservoir sample of the
+      training split seeded by the run's seed (joint vocabulary: half from each side); the
+      whole side, in order, when it is smaller.
+    data_cache_dir: shared cache of prepared data and vocabularies, keyed by their fingerprints
+      ("" = $XDG_CACHE_HOME/auxseq/data, else ~/.cache/auxseq/data).
   """
   sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),
                                            DataSourceConfig("tsv", "", 0.15))
@@ -42,6 +47,8 @@ class DataConfig:
   batch_tokens: int = 2048
   max_length: int = 64
   shuffle_buffer: int = 20000
+  tokenizer_sample: int = 1_000_000
+  data_cache_dir: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -104,6 +111,9 @@ class TrainConfig:
       translation-only steps, then one auxiliary-only step) | two_optimizers (a translation step
       and an auxiliary step with its own Adam, every step). The last two are baselines only.
     alternate_ratio: translation steps per auxiliary step under schedule=alternating.
+    init_from: warm start `WORKDIR[@STEP]` ('' = off): a new run starts from that run's model
+      weights, the weights of heads both runs have, and its vocabulary; optimizer, schedule and
+      step start afresh, new heads are initialised as in a fresh run (training/warm_start.py).
     ema_decay: exponential moving average of the weights, used for every evaluation and for
       translate/export (0 = off); see training/averaging.py.
   """
@@ -132,6 +142,7 @@ class TrainConfig:
   log_grad_stats_every: int = 0
   schedule: str = "joint"
   alternate_ratio: int = 10
+  init_from: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -151,6 +162,13 @@ class EvalConfig:
       (0 = off); the final test score of `--mode=train` uses it when N > 1.
     translate_batch_tokens: source-token budget of a `--mode=translate` batch (0 = batches of
       eval_batch_size sentences).
+    export_format: `--mode=export` writes a `savedmodel` (WORKDIR/export) or a `ctranslate2`
+      model directory (WORKDIR/ctranslate2; Transformer only).
+    quantization: weight type of the CTranslate2 export: int8 | int8_float32 | float32.
+    engine: decoder of translate/evaluate: `tensorflow` (beam search in model/decoding.py) or
+      `ctranslate2` (the exported directory; translations only, no head predictions).
+    ctranslate2_dir: the CTranslate2 directory `--engine=ctranslate2` uses ('' =
+      WORKDIR/ctranslate2, exported first when missing).
   """
   beam_size: int = 4
   length_penalty: float = 0.6
@@ -165,6 +183,10 @@ class EvalConfig:
   average_last: int = 0
   translate_batch_tokens: int = 4096
   inspect_lines: int = 8
+  export_format: str = "savedmodel"
+  quantization: str = "int8"
+  engine: str = "tensorflow"
+  ctranslate2_dir: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

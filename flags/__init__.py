@@ -20,15 +20,16 @@ _SECTIONS = {
     "model": ("model", "d_model", "num_layers", "num_heads", "ffn_dim", "dropout",
               "tie_embeddings", "summary", "rnn_cell"),
     "data": ("source_lang", "target_lang", "vocab_size", "joint_vocab", "batch_tokens",
-             "max_length"),
+             "max_length", "tokenizer_sample", "data_cache_dir"),
     "train": ("train_steps", "learning_rate", "warmup_steps", "clip_norm", "seed", "deterministic",
               "combiner", "precision", "jit_compile", "on_nonfinite", "checkpoint_every",
               "eval_every", "select_metric", "log_every", "max_minutes", "early_stop_patience",
               "lr_control", "lr_decay", "accum_steps", "distribute",
-              "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay"),
+              "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay", "init_from"),
     "eval": ("beam_size", "length_penalty", "max_decode_length", "split", "input_file",
              "output_file", "reference_file", "output_format", "eval_batch_size",
-             "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens"),
+             "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens", "export_format",
+             "quantization", "engine", "ctranslate2_dir"),
 }
 
 

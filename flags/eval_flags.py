@@ -20,3 +20,16 @@ flags.DEFINE_integer("average_last", 0, "Evaluate, translate and export with the
 flags.DEFINE_integer("translate_batch_tokens", 4096, "--mode=translate: source tokens per batch "
                      "(sentences sorted by length within windows of 1000 lines; 0 = "
                      "--eval_batch_size sentences per batch).")
+flags.DEFINE_enum("export_format", "savedmodel", ["savedmodel", "ctranslate2"], "--mode=export: "
+                  "a TensorFlow SavedModel (translations + head predictions; default directory "
+                  "WORKDIR/export) or a CTranslate2 model directory for fast translation "
+                  "(Transformer only; default WORKDIR/ctranslate2). --output_file names another "
+                  "directory.")
+flags.DEFINE_enum("quantization", "int8", ["int8", "int8_float32", "float32"], "Weight type of "
+                  "the CTranslate2 export (int8 and int8_float32 store int8 weights; float32 "
+                  "keeps them as trained).")
+flags.DEFINE_enum("engine", "tensorflow", ["tensorflow", "ctranslate2"], "Decoder of "
+                  "--mode=translate and --mode=evaluate: TensorFlow beam search, or CTranslate2 "
+                  "on --ctranslate2_dir (exported first when missing; translations only).")
+flags.DEFINE_string("ctranslate2_dir", "", "CTranslate2 model directory for --engine=ctranslate2 "
+                    "(default WORKDIR/ctranslate2).")

@@ -29,3 +29,7 @@ flags.DEFINE_integer("alternate_ratio", 10, "Translation steps per auxiliary ste
                      "--schedule=alternating.")
 flags.DEFINE_float("ema_decay", 0.0, "Exponential moving average of the weights, used for every "
                    "evaluation and for translate/export (e.g. 0.999; 0 = off).")
+flags.DEFINE_string("init_from", "", "Warm start: WORKDIR[@STEP] of a trained run whose model "
+                    "and shared heads' weights and vocabulary a new run starts from (fresh "
+                    "optimizer and schedule; new heads freshly initialised). Default checkpoint: "
+                    "the source run's last one.")

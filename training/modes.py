@@ -63,6 +63,9 @@ def evaluate_mode(config: Config) -> None:
   from evaluation import evaluate as ev
   from evaluation.scorers import score_corpus
   from training.workdir import append_metrics, atomic_write_text
+  if config.eval.engine == "ctranslate2":
+    from evaluation import ctranslate2_modes
+    return print_metrics(ctranslate2_modes.evaluate_mode(config))
   c = components_for_inference(config)
   cfg = config.eval
   if cfg.input_file:
@@ -95,6 +98,9 @@ def translate_mode(config: Config) -> None:
   cfg = config.eval
   if cfg.translate_batch_tokens < 0:
     raise UserError(f"--translate_batch_tokens must be >= 0, got {cfg.translate_batch_tokens}")
+  if cfg.engine == "ctranslate2":
+    from evaluation import ctranslate2_modes
+    return ctranslate2_modes.translate_mode(config)
   c = components_for_inference(config)
   lines = (_read_lines(cfg.input_file, "--input_file") if cfg.input_file
            else (line.rstrip("\n") for line in sys.stdin))
@@ -164,8 +170,12 @@ def diagnose_mode(config: Config) -> None:
 
 @register_mode("export")
 def export_mode(config: Config) -> None:
-  """SavedModel in --output_file (default WORKDIR/export): strings -> translations + heads."""
+  """SavedModel in --output_file (default WORKDIR/export): strings -> translations + heads.
+  --export_format=ctranslate2: a CTranslate2 directory (default WORKDIR/ctranslate2)."""
   from evaluation.export import export
+  if config.eval.export_format == "ctranslate2":
+    from evaluation import ctranslate2_modes
+    return print_metrics(ctranslate2_modes.export_mode(config))
   c = components_for_inference(config)
   path = export(c, config.eval.output_file or os.path.join(config.workdir, "export"))
   print_metrics({"kind": "export", "path": path})

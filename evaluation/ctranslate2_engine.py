@@ -1,0 +1,95 @@
+"""`--engine=ctranslate2`: translation with an exported CTranslate2 directory
+(evaluation/ctranslate2_export.py), with the decoding semantics of model/decoding.py where
+CTranslate2 allows them:
+
+- sources are SentencePiece pieces capped at `source_cap - 1`, then `</s>` (data/pipeline.py);
+- sentences are sorted by length and decoded in batches; each batch's output limit is
+  min(--max_decode_length, 2 * its longest source (with `</s>`) + 10), as in decoding.py;
+- `<pad>` and `<s>` are never generated (`suppress_sequences`), as in decoding.py;
+- beam 1 is greedy search in both engines.
+
+Differences (docs/serving.md): CTranslate2 normalises a finished hypothesis' log-probability by
+|Y| ** length_penalty, our beam search by the GNMT penalty ((5 + |Y|) / 6) ** length_penalty, so
+at beam > 1 with a non-zero penalty the two may rank hypotheses differently; CTranslate2 also
+runs float32 (or int8) arithmetic while TensorFlow decodes in the run's --precision.
+"""
+import json
+import os
+import sys
+import time
+from typing import Iterable, Iterator, List, Sequence, Tuple
+
+from configs.errors import UserError
+from evaluation.ctranslate2_export import MANIFEST, _ct2
+
+SUPPRESSED = [["<pad>"], ["<s>"]]
+
+
+class Engine:
+  """A loaded CTranslate2 directory: pieces in, detokenised text out."""
+
+  def __init__(self, directory: str, threads: int = 0):
+    import sentencepiece as spm  # pylint: disable=import-outside-toplevel
+    path = os.path.join(directory, MANIFEST)
+    if not os.path.exists(path):
+      raise UserError(f"{directory!r} is not an auxseq CTranslate2 export (no {MANIFEST}); "
+                      "write one with --mode=export --export_format=ctranslate2")
+    with open(path, encoding="utf-8") as f:
+      self.manifest = json.load(f)
+    self.directory = directory
+    self.translator = _ct2().Translator(directory, device="cpu", inter_threads=1,
+                                        intra_threads=threads)
+    self.source_sp = spm.SentencePieceProcessor(
+        model_file=os.path.join(directory, self.manifest["source_spm"]))
+    self.target_sp = spm.SentencePieceProcessor(
+        model_file=os.path.join(directory, self.manifest["target_spm"]))
+    self.source_vocab = [self.source_sp.id_to_piece(i)
+                         for i in range(self.source_sp.get_piece_size())]
+
+  def encode(self, lines: Sequence[str]) -> List[List[str]]:
+    """Raw lines -> source pieces, capped as the TensorFlow input pipeline caps them, + `</s>`."""
+    cap = self.manifest["source_cap"] - 1
+    return [pieces[:cap] + [self.manifest["source_eos"]]
+            for pieces in self.source_sp.encode(list(lines), out_type=str)]
+
+  def pieces_of_ids(self, rows) -> List[List[str]]:
+    """Source id rows (pad 0 dropped; they end with EOS) -> pieces."""
+    return [[self.source_vocab[int(i)] for i in row if i != 0] for row in rows]
+
+  def translate(self, sources: List[List[str]], beam_size: int, length_penalty: float,
+                max_decode_length: int, batch_size: int) -> List[str]:
+    """Detokenised translations of `sources` (pieces ending with `</s>`), in input order."""
+    order = sorted(range(len(sources)), key=lambda i: len(sources[i]))
+    results = [""] * len(sources)
+    for start in range(0, len(order), max(batch_size, 1)):
+      chunk = order[start:start + max(batch_size, 1)]
+      batch = [sources[i] for i in chunk]
+      limit = min(max_decode_length, 2 * max(len(s) for s in batch) + 10)
+      out = self.translator.translate_batch(
+          batch, beam_size=beam_size, length_penalty=length_penalty,
+          max_decoding_length=limit, suppress_sequences=SUPPRESSED, max_batch_size=0)
+      for i, result in zip(chunk, out):
+        results[i] = self.target_sp.decode(result.hypotheses[0])
+    return results
+
+
+def translate_lines(engine: Engine, lines: Iterable[str], eval_config,
+                    window: int = 1000, total: int = 0) -> Iterator[Tuple[str, str]]:
+  """(line, translation) in input order, `window` lines at a time (stdin is read lazily).
+  With `total` (lines of an input file) a progress line goes to stderr on a terminal."""
+  iterator, done, start = iter(lines), 0, time.time()
+  while True:
+    chunk = [line for _, line in zip(range(window), iterator)]
+    if not chunk:
+      break
+    hyps = engine.translate(engine.encode(chunk), eval_config.beam_size,
+                            eval_config.length_penalty, eval_config.max_decode_length,
+                            eval_config.eval_batch_size)
+    yield from zip(chunk, hyps)
+    done += len(chunk)
+    if total and sys.stderr.isatty():
+      rate = done / max(time.time() - start, 1e-6)
+      sys.stderr.write(f"\rtranslated {done}/{total} lines, {rate:,.1f} lines/s")
+      sys.stderr.flush()
+  if total and sys.stderr.isatty():
+    sys.stderr.write("\n")

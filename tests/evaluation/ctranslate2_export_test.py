@@ -1,0 +1,85 @@
+"""The CTranslate2 spec reproduces our Transformer: CTranslate2's per-token log-probabilities of a
+forced target (score_batch) equal TensorFlow's teacher-forced log-softmax, for tied and untied
+embeddings, with non-trivial LayerNorm parameters and sources of different lengths."""
+import dataclasses
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs.config import ModelConfig
+from configs.errors import UserError
+from evaluation import ctranslate2_export as cx
+from model.seq2seq import build_model
+
+ctranslate2 = pytest.importorskip("ctranslate2")
+
+VOCAB = [f"p{i}" for i in range(30)]
+VOCAB[:4] = ["<pad>", "<unk>", "<s>", "</s>"]
+SOURCES = [[5, 6, 7, 8, 3], [9, 10, 3], [11, 3]]
+TARGETS = [[12, 13, 14], [15, 16, 17, 18, 19], [20]]
+
+
+def _model(tied: bool, target_vocab: int = 30):
+  config = ModelConfig(d_model=16, num_layers=2, num_heads=4, ffn_dim=24, dropout=0.0,
+                       tie_embeddings=tied)
+  tf.keras.utils.set_random_seed(3)
+  model = build_model(config, 30, target_vocab)
+  model.decode({"target_in": tf.constant([[2, 5]])}, model.encode(tf.constant([[5, 3]])))
+  rng = np.random.default_rng(0)
+  for v in model.variables:  # LayerNorm gamma 1 / beta 0 would hide a swapped or missing norm
+    if "norm" in v.path:
+      v.assign(rng.normal(1.0 if v.path.endswith("gamma") else 0.0, 0.3, v.shape))
+  return model
+
+
+def _tf_log_probs(model, source, target):
+  """Log-probability of each target token and of the final EOS (teacher forcing)."""
+  encoded = model.encode(tf.constant([source]), training=False)
+  target_in = tf.constant([[2] + target])
+  logits = model.decode({"target_in": target_in}, encoded, training=False)["logits"][0]
+  log_probs = tf.nn.log_softmax(logits).numpy()
+  return [float(log_probs[i, t]) for i, t in enumerate(target + [3])]
+
+
+@pytest.mark.parametrize("tied", [True, False])
+def test_ctranslate2_scores_equal_tensorflow(tmp_path, tied):
+  model = _model(tied)
+  spec = cx.build_spec(model, VOCAB, VOCAB)
+  spec.optimize(quantization="float32")
+  spec.save(str(tmp_path))
+  translator = ctranslate2.Translator(str(tmp_path), device="cpu", intra_threads=1)
+  results = translator.score_batch([[VOCAB[i] for i in s] for s in SOURCES],
+                                   [[VOCAB[i] for i in t] for t in TARGETS])
+  for source, target, result in zip(SOURCES, TARGETS, results):
+    assert result.tokens == [VOCAB[i] for i in target] + ["</s>"]
+    np.testing.assert_allclose(result.log_probs, _tf_log_probs(model, source, target),
+                               rtol=1e-4, atol=2e-4)
+
+
+def test_int8_scores_stay_close(tmp_path):
+  """int8 weights change the numbers a little, not the model: within 0.05 nats per token here."""
+  model = _model(True)
+  spec = cx.build_spec(model, VOCAB, VOCAB)
+  spec.optimize(quantization="int8")
+  spec.save(str(tmp_path))
+  translator = ctranslate2.Translator(str(tmp_path), device="cpu", intra_threads=1)
+  result = translator.score_batch([[VOCAB[i] for i in SOURCES[0]]],
+                                  [[VOCAB[i] for i in TARGETS[0]]])[0]
+  reference = _tf_log_probs(model, SOURCES[0], TARGETS[0])
+  assert np.max(np.abs(np.array(result.log_probs) - reference)) < 0.05
+
+
+def test_position_table_is_ours_not_ctranslate2s(tmp_path):
+  """Our table interleaves sin/cos per channel pair; CTranslate2's built-in one does not."""
+  spec = cx.build_spec(_model(True), VOCAB, VOCAB)
+  table = spec.encoder.position_encodings.encodings.numpy()  # validate() wrapped the array
+  assert table.shape == (cx.POSITION_TABLE_LENGTH, 16)
+  np.testing.assert_allclose(table[1, :2], [np.sin(1.0), np.cos(1.0)], atol=1e-6)
+
+
+def test_rnn_is_refused_with_one_line():
+  from configs.config import Config
+  config = dataclasses.replace(Config(), model=ModelConfig(model="rnn"))
+  with pytest.raises(UserError, match="--model=transformer only, got --model=rnn"):
+    cx.check_exportable(config)
