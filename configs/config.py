@@ -32,6 +32,11 @@ class DataConfig:
     batch_tokens: token budget per batch (max of source/target padded tokens).
     max_length: examples with more subword tokens on either side are dropped (and counted).
     shuffle_buffer: examples in the shuffle buffer of the training stream.
+    tokenizer_sample: sentences each sentencepiece model trains on: a reservoir sample of the
+      training split seeded by the run's seed (joint vocabulary: half from each side); the
+      whole side, in order, when it is smaller.
+    data_cache_dir: shared cache of prepared data and vocabularies, keyed by their fingerprints
+      ("" = $XDG_CACHE_HOME/auxseq/data, else ~/.cache/auxseq/data).
   """
   sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),
                                            DataSourceConfig("tsv", "", 0.15))
@@ -42,6 +47,8 @@ class DataConfig:
   batch_tokens: int = 2048
   max_length: int = 64
   shuffle_buffer: int = 20000
+  tokenizer_sample: int = 1_000_000
+  data_cache_dir: str = ""
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,14 +1,21 @@
-"""Data: TFDS builders over registered sources, sentencepiece tokenisation, tf.data batches.
+"""Data: sources prepared by streaming into a shared cache, sentencepiece tokenisation, tf.data
+batches.
 
   bundle = data.load_data(config.data, workdir, seed)
   bundle.train_dataset(batch_tokens, seed)   # infinite bucketed batches (DESIGN's batch table)
   bundle.eval_dataset(split, batch_size)     # finite batches with source_text / target_text
   bundle.text_dataset(lines, batch_size)     # {"source"} batches of raw input lines
   data.list_sources()                        # {name: description} for --list_datasets
+
+The first load in a workdir prepares (or finds in the cache) every source and the vocabulary,
+copies the sentencepiece model(s) into the workdir and writes WORKDIR/data_info.json (label
+facts and statistics). Every later load, e.g. by translate, export or inspect, reads those files
+only: the corpus and the prepared data are touched when a train or evaluation stream is asked for.
 """
-import math
+import json
 import os
-from typing import Dict, List, Sequence
+import shutil
+from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 import tensorflow as tf
@@ -16,36 +23,60 @@ from absl import logging
 
 from configs.config import DataConfig
 from configs.errors import UserError
-from data import builders, pipeline
+from data import pipeline, prepare as prep, vocab
 from data.sources import SPLITS, list_sources  # noqa: F401  (re-exported for --list_datasets)
 from data.tokenizer import Tokenizer, train_tokenizer  # noqa: F401
 
+INFO_FILE = "data_info.json"
+INFO_VERSION = 1
+
+
+def is_chief_worker() -> bool:
+  """False on the workers of a multi-worker TF_CONFIG that are not its chief (the task `chief`,
+  else worker 0): they wait for the chief's prepared data instead of preparing it."""
+  config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+  cluster, task = config.get("cluster") or {}, config.get("task") or {}
+  if not cluster:
+    return True
+  if "chief" in cluster:
+    return task.get("type") == "chief"
+  return task.get("type", "worker") == "worker" and int(task.get("index", 0)) == 0
+
 
 class DataBundle:
-  """Prepared sources, tokenizers and label facts of one DataConfig in one workdir.
+  """Tokenizers, label facts and statistics of one DataConfig in one workdir, and its streams.
 
   Attributes:
     source_tokenizer, target_tokenizer: `Tokenizer`s (the same object when joint_vocab).
-    label_info: {"price": float64 [N] finite training prices, "domain": sorted domain names,
-      "alignment": number of training examples with word alignment links}. Batches carry the
-      `alignment` key only when that number is > 0.
-    stats: counts per source (examples per split, blank lines, masked prices) and in total
-      (`dropped_over_max_length` training examples the train stream skips).
+    label_info: {"price": float64 [N] finite training prices (a sample of at most
+      prepare.PRICE_SAMPLE per source), "domain": sorted domain names, "alignment": number of
+      training examples with word alignment links}. Batches carry the `alignment` key only when
+      that number is > 0.
+    stats: counts per source (examples per split, blank lines, masked prices, words per pair)
+      and in total (`dropped_over_max_length` training examples the train stream skips).
+    builders: the prepared sources (`prepare.PreparedSource`), found or prepared on first use.
   """
 
-  def __init__(self, config: DataConfig, builders_, source_tokenizer, target_tokenizer,
-               label_info: dict, stats: dict):
-    self.config, self.builders = config, builders_
+  def __init__(self, config: DataConfig, source_tokenizer, target_tokenizer, label_info: dict,
+               stats: dict, prepared: Optional[list] = None, chief: bool = True):
+    self.config, self._prepared, self._chief = config, prepared, chief
     self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
     self.label_info, self.stats = label_info, stats
     self.encoder = pipeline.Encoder(source_tokenizer, target_tokenizer, label_info["domain"],
                                     alignment=label_info["alignment"] > 0)
 
+  @property
+  def builders(self) -> List[prep.PreparedSource]:
+    if self._prepared is None:
+      self._prepared = prepare_sources(self.config, self._chief)
+    return self._prepared
+
   def train_dataset(self, batch_tokens: int, seed: int,
                     pad_to_bucket: bool = False) -> tf.data.Dataset:
     """Infinite shuffled batches of every source mixed by weight, bucketed to `batch_tokens`
     (`pad_to_bucket`: one batch shape per bucket, for XLA)."""
-    datasets = [b.as_dataset(split="train", shuffle_files=False) for b in self.builders]
+    datasets = [pipeline.read_prepared(b.split_files("train"), seed + i)
+                for i, b in enumerate(self.builders)]
     weights = [s.weight for s in self.config.sources]
     return pipeline.train_stream(datasets, weights, self.encoder, batch_tokens,
                                  self.config.max_length, seed, self.config.shuffle_buffer,
@@ -61,10 +92,10 @@ class DataBundle:
     if split not in SPLITS:
       raise UserError(f"unknown split {split!r}; accepted: {', '.join(SPLITS)}")
     builder, name = self.builders[source], self.config.sources[source].dataset
-    if split not in builder.info.splits:
+    if split not in builder.splits:
       raise UserError(f"split {split!r} is empty in dataset {name!r}; splits there: "
-                      f"{', '.join(sorted(builder.info.splits))}")
-    dataset = builder.as_dataset(split=split, shuffle_files=False)
+                      f"{', '.join(sorted(builder.splits))}")
+    dataset = pipeline.read_prepared(builder.split_files(split))
     return pipeline.eval_stream(dataset, self.encoder, batch_size, max_examples,
                                 4 * self.config.max_length)
 
@@ -73,76 +104,134 @@ class DataBundle:
     return pipeline.text_stream(lines, self.encoder, batch_size, 4 * self.config.max_length)
 
 
-def _label_info(train_rows: List[List[dict]]) -> dict:
-  prices = [r["price"] for rows in train_rows for r in rows if not math.isnan(r["price"])]
-  domains = {r["domain"] for rows in train_rows for r in rows if r["domain"]}
-  aligned = sum(1 for rows in train_rows for r in rows if r["alignment"])
+def prepare_sources(config: DataConfig, chief: bool = True) -> List[prep.PreparedSource]:
+  """Every configured source from the cache, prepared by streaming when not there."""
+  return [prep.prepare(s.dataset, s.data_dir, config.source_lang, config.target_lang,
+                       config.data_cache_dir, chief, log=logging.info) for s in config.sources]
+
+
+def _signature(config: DataConfig) -> dict:
+  """What the workdir's vocabulary and statistics depend on (not batching or the cache's place)."""
+  return {"version": INFO_VERSION, "sources": [[s.dataset, s.data_dir] for s in config.sources],
+          "langs": [config.source_lang, config.target_lang], "vocab_size": config.vocab_size,
+          "joint_vocab": config.joint_vocab, "max_length": config.max_length}
+
+
+def _label_info(prepared) -> dict:
+  prices = [p for s in prepared for p in s.labels["prices"]]
+  domains = {d for s in prepared for d in s.labels["domains"]}
   return {"price": np.asarray(prices, np.float64), "domain": tuple(sorted(domains)),
-          "alignment": aligned}
+          "alignment": sum(s.labels["aligned"] for s in prepared)}
 
 
-def _tokenizers(config: DataConfig, train_rows: List[List[dict]], workdir: str):
-  """Trains (or reloads) the joint model, or one per side; untranslated rows: source only."""
-  rows = [r for per_source in train_rows for r in per_source]
-  sources_ = [r["source"] for r in rows]
-  targets = [r["target"] for r in rows if r["target"]]
-  if config.joint_vocab:
-    joint = train_tokenizer(sources_ + targets, config.vocab_size,
-                            os.path.join(workdir, "spm.model"))
-    return joint, joint
-  return (train_tokenizer(sources_, config.vocab_size, os.path.join(workdir, "spm.src.model")),
-          train_tokenizer(targets, config.vocab_size, os.path.join(workdir, "spm.tgt.model")))
-
-
-def _count_too_long(rows: List[dict], source_tok: Tokenizer, target_tok: Tokenizer,
-                    max_length: int) -> int:
-  """Training rows the stream's filter drops: pieces + EOS longer than max_length on a side."""
-  src = source_tok.encode([r["source"] for r in rows])
-  tgt = target_tok.encode([r["target"] for r in rows])
-  return sum(1 for s, t, r in zip(src, tgt, rows)
-             if len(s) + 1 > max_length or (r["target"] and len(t) + 1 > max_length))
-
-
-def _stats(config: DataConfig, builders_, train_rows, source_tok, target_tok) -> Dict:
+def _stats(config: DataConfig, prepared, lengths: Dict[str, list]) -> Dict:
+  """Per source and total counts; UserError when a source keeps no training pair."""
   stats: Dict = {}
   dropped_total = 0
-  for i, (source, builder, rows) in enumerate(zip(config.sources, builders_, train_rows)):
+  for i, (source, builder) in enumerate(zip(config.sources, prepared)):
     key = source.dataset if source.dataset not in stats else f"{source.dataset}_{i}"
-    dropped = _count_too_long(rows, source_tok, target_tok, config.max_length)
+    dropped = vocab.too_long(lengths[os.path.basename(builder.path)], config.max_length)
+    train = builder.splits["train"].num_examples if "train" in builder.splits else 0
+    if train and dropped == train:
+      raise UserError(f"dataset {source.dataset!r}: all {train} training pairs are longer than "
+                      f"--max_length={config.max_length} subwords (pieces + EOS on a side); "
+                      "nothing would survive the filter; raise --max_length")
     stats[key] = dict(builder.auxseq_stats, dropped_over_max_length=dropped)
     dropped_total += dropped
-  per_source = [s for s in stats.values()]
+  per_source = list(stats.values())
   stats["dropped_over_max_length"] = dropped_total
-  stats["train_examples"] = sum(len(rows) for rows in train_rows)
+  stats["train_examples"] = sum(b.splits["train"].num_examples for b in prepared
+                                if "train" in b.splits)
   for key in ("blank_lines_skipped", "prices_masked"):
     stats[key] = sum(s.get(key, 0) for s in per_source)
   return stats
 
 
-def load_data(config: DataConfig, workdir: str, seed: int) -> DataBundle:
-  """Prepares every source (TFDS, cached in WORKDIR/tfds), trains/loads the tokenizer(s).
+def _tokenizers(config: DataConfig, prepared, workdir: str, seed: int, chief: bool):
+  """The workdir's model(s) when it has them (its vocabulary stays), else the cached ones for
+  these sources and seed, copied in; with {prepared source: length histogram}."""
+  names = vocab.model_names(config.joint_vocab)
+  mine = [os.path.join(workdir, n) for n in names]
+  if all(os.path.exists(p) for p in mine):
+    source_tok = Tokenizer(mine[0])
+    target_tok = source_tok if config.joint_vocab else Tokenizer(mine[1])
+    return source_tok, target_tok, None
+  cached = vocab.prepare_vocab(prepared, config.vocab_size, config.joint_vocab,
+                               config.tokenizer_sample, seed, config.data_cache_dir, chief)
+  for name, path in zip(names, mine):
+    if not os.path.exists(path):
+      shutil.copyfile(os.path.join(cached, name), path + ".tmp")
+      os.replace(path + ".tmp", path)
+  source_tok = Tokenizer(mine[0])
+  target_tok = source_tok if config.joint_vocab else Tokenizer(mine[1])
+  with open(os.path.join(cached, "lengths.json"), encoding="utf-8") as f:
+    return source_tok, target_tok, json.load(f)
+
+
+def _write_info(workdir: str, config: DataConfig, label_info: dict, stats: dict) -> None:
+  info = {"signature": _signature(config), "stats": stats,
+          "label_info": dict(label_info, price=label_info["price"].tolist())}
+  path = os.path.join(workdir, INFO_FILE)
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(info, f, sort_keys=True)
+  os.replace(path + ".tmp", path)
+
+
+def _stored(config: DataConfig, workdir: str, chief: bool) -> Optional[DataBundle]:
+  """The bundle from WORKDIR/data_info.json and the workdir's model(s): no data read."""
+  path = os.path.join(workdir, INFO_FILE)
+  models = [os.path.join(workdir, n) for n in vocab.model_names(config.joint_vocab)]
+  if not os.path.exists(path) or not all(os.path.exists(p) for p in models):
+    return None
+  with open(path, encoding="utf-8") as f:
+    info = json.load(f)
+  if info.get("signature") != json.loads(json.dumps(_signature(config))):
+    return None
+  labels = info["label_info"]
+  label_info = {"price": np.asarray(labels["price"], np.float64),
+                "domain": tuple(labels["domain"]), "alignment": labels["alignment"]}
+  source_tok = Tokenizer(models[0])
+  target_tok = source_tok if config.joint_vocab else Tokenizer(models[1])
+  return DataBundle(config, source_tok, target_tok, label_info, info["stats"], chief=chief)
+
+
+def load_data(config: DataConfig, workdir: str, seed: int,
+              chief: Optional[bool] = None) -> DataBundle:
+  """The data of `config` in `workdir`: from the workdir's stored vocabulary and facts when it
+  has them (nothing else is read), else prepared (or found in the shared cache) by streaming.
 
   Args:
     config: the sources (main translation source first), languages, vocabulary and lengths.
-    workdir: prepared data go to WORKDIR/tfds, tokenizer models to WORKDIR/spm*.model.
-    seed: unused for preparation (splits are hash-based, sentencepiece is deterministic); kept
-      so that callers pass the run's seed in one place.
+    workdir: gets the tokenizer model(s) WORKDIR/spm*.model and WORKDIR/data_info.json.
+    seed: seeds the tokenizer's training sample (the same data and seed give the same bytes).
+    chief: whether this process prepares (None: from TF_CONFIG, `is_chief_worker`); the others
+      wait for the chief's completion markers and read the same files.
 
   Raises:
-    UserError: unknown dataset, missing/malformed data files, unusable vocab_size.
+    UserError: unknown dataset, missing/malformed data files, unusable vocab_size, a source of
+      which no training pair survives the max_length filter.
   """
-  del seed
   if not config.sources:
     raise UserError("no data sources configured; give --dataset=NAME")
+  if config.tokenizer_sample < 1:
+    raise UserError(f"--tokenizer_sample must be >= 1, got {config.tokenizer_sample}")
+  chief = is_chief_worker() if chief is None else chief
+  stored = _stored(config, workdir, chief)
+  if stored is not None:
+    return stored
   os.makedirs(workdir, exist_ok=True)
-  builders_ = [builders.prepare(s.dataset, s.data_dir, config.source_lang, config.target_lang,
-                                workdir) for s in config.sources]
-  train_rows = [b.rows("train") for b in builders_]
-  source_tok, target_tok = _tokenizers(config, train_rows, workdir)
-  stats = _stats(config, builders_, train_rows, source_tok, target_tok)
+  prepared = prepare_sources(config, chief)
+  source_tok, target_tok, lengths = _tokenizers(config, prepared, workdir, seed, chief)
+  if lengths is None:  # a workdir with its own vocabulary: lengths under it, not cached
+    lengths = dict(zip([os.path.basename(s.path) for s in prepared],
+                       vocab.length_histograms(prepared, source_tok, target_tok)))
+  stats = _stats(config, prepared, lengths)
+  label_info = _label_info(prepared)
   logging.info("data: %s", stats)
   if stats["dropped_over_max_length"]:
     logging.warning("data: %d of %d training examples are longer than max_length=%d subwords "
                     "and are skipped", stats["dropped_over_max_length"],
                     stats["train_examples"], config.max_length)
-  return DataBundle(config, builders_, source_tok, target_tok, _label_info(train_rows), stats)
+  _write_info(workdir, config, label_info, stats)
+  return DataBundle(config, source_tok, target_tok, label_info, stats, prepared, chief)
+

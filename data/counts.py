@@ -1,19 +1,19 @@
-"""Prepares the embedded sources with the TFDS builders and prints their counts (docs/data.md).
+"""Prepares the embedded sources (data/prepare.py) and prints their counts (docs/data.md).
 
   python -m data.counts --workdir=/tmp/auxseq_counts de fr
 """
 import argparse
 import time
 
-from data import builders
+from data import prepare as prep
 
 _COLUMNS = ("catalogs", "entries", "dropped_identical_or_empty", "dropped_short", "duplicates")
 
 
 def gettext_row(lang: str, workdir: str) -> str:
   start = time.time()
-  builder = builders.prepare("gettext", "", "en", lang, workdir)
-  splits = builder.info.splits
+  builder = prep.prepare("gettext", "", "en", lang, workdir)
+  splits = builder.splits
   s = builder.auxseq_stats
   counts = [splits[n].num_examples if n in splits else 0 for n in ("train", "validation", "test")]
   return (f"| en-{lang} | {s['domains']} | " + " | ".join(str(s[c]) for c in _COLUMNS) + " | "
@@ -30,7 +30,7 @@ def main() -> None:
   print("|---" * 11 + "|")
   for lang in args.langs:
     print(gettext_row(lang, args.workdir))
-  tsv = builders.prepare("tsv", "", "en", "de", args.workdir)
+  tsv = prep.prepare("tsv", "", "en", "de", args.workdir)
   s = tsv.auxseq_stats
   print(f"\ntsv (embedded listings): {s['rows']} rows, {s['prices_masked']} prices masked; "
         f"train {s['train_examples']}, validation {s['validation_examples']}, "

@@ -15,7 +15,32 @@ from data.tokenizer import BOS, EOS
 
 # Bump when the training stream's operations or batch fields change: a checkpoint's data
 # position is only restored into the pipeline version that saved it (training/loop.py).
-PIPELINE_VERSION = 1
+# 2: prepared lines read with TextLineDataset (1 read TFDS's TFRecords).
+PIPELINE_VERSION = 2
+FIELDS = ("source", "target", "domain", "price", "alignment")
+
+
+def parse_line(line: tf.Tensor) -> dict:
+  """One prepared line (data/prepare.py: five tab-separated fields) -> the example dict:
+  tf.string source, target, domain, alignment; float32 price (NaN = missing)."""
+  fields = tf.strings.split(line, "\t")
+  row = {name: fields[i] for i, name in enumerate(FIELDS)}
+  row["price"] = tf.strings.to_number(row["price"], tf.float32)
+  return row
+
+
+def read_prepared(files, seed=None) -> tf.data.Dataset:
+  """Example dicts of prepared split files, in order; with a `seed` and several (globally
+  shuffled) training shards, the shards in a seeded order, reshuffled each pass, read four at a
+  time, one line from each in turn (deterministic)."""
+  if len(files) == 1 or seed is None:
+    lines = tf.data.TextLineDataset(list(files))
+  else:
+    lines = tf.data.Dataset.from_tensor_slices(list(files)).shuffle(
+        len(files), seed=seed, reshuffle_each_iteration=True).interleave(
+            tf.data.TextLineDataset, cycle_length=min(len(files), 4), block_length=1,
+            deterministic=True)
+  return lines.map(parse_line, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
 def piece_words(text: tf.Tensor, starts: tf.Tensor) -> tf.Tensor:

@@ -17,6 +17,9 @@ Reader = Callable[[str, str, str], Tuple[Splits, dict]]
 SPLITS = ("train", "validation", "test")
 
 _READERS: Dict[str, Tuple[Reader, str]] = {}
+# Optional streaming twins of readers: fn(data_dir, source_lang, target_lang) -> (iterator of
+# (split, Example), stats filled in while the iterator runs). Preparation uses them when there.
+_STREAMS: Dict[str, Callable] = {}
 
 
 def register_source(name: str, description: str):
@@ -34,6 +37,36 @@ def get_reader(name: str) -> Reader:
   if name not in _READERS:
     raise UserError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(_READERS))}")
   return _READERS[name][0]
+
+
+def register_stream(name: str):
+  """Decorator registering the streaming form of the reader `name` (see `_STREAMS`)."""
+  def decorate(fn):
+    if name in _STREAMS:
+      raise ValueError(f"data stream {name!r} is already registered")
+    _STREAMS[name] = fn
+    return fn
+  return decorate
+
+
+def get_stream(name: str) -> Callable:
+  """The streaming reader of `name`; a reader without one is read whole, then streamed."""
+  get_reader(name)
+  if name in _STREAMS:
+    return _STREAMS[name]
+
+  def whole(data_dir, source_lang, target_lang):
+    splits, stats = get_reader(name)(data_dir, source_lang, target_lang)
+    return ((split, row) for split in SPLITS for row in splits.get(split, [])), stats
+  return whole
+
+
+def collect(rows, stats: dict) -> Tuple[Splits, dict]:
+  """A stream's (split, Example) pairs gathered into {split: [Example, ...]} (input order)."""
+  splits: Splits = {s: [] for s in SPLITS}
+  for split, row in rows:
+    splits[split].append(row)
+  return splits, stats
 
 
 def list_sources() -> Dict[str, str]:

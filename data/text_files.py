@@ -7,10 +7,12 @@ import glob
 import math
 import os
 import re
-from typing import List, Optional, Tuple
+import itertools
+from typing import Iterator, List, Optional, Tuple
 
 from configs.errors import UserError
-from data.registry import SPLITS, Splits, example, register_source, split_rows
+from data.registry import (SPLITS, Splits, collect, example, hash_split, register_source,
+                           register_stream)
 
 EMBEDDED_TSV = os.path.join(os.path.dirname(__file__), "files", "listings_berlin_2025-09.tsv")
 _PREFIXES = {"train": ("train",), "validation": ("val", "valid", "validation", "dev"),
@@ -18,25 +20,33 @@ _PREFIXES = {"train": ("train",), "validation": ("val", "valid", "validation", "
 _LINK = re.compile(r"([0-9]+)-([0-9]+)")
 
 
-def read_lines(path: str) -> List[str]:
-  """The UTF-8 lines of `path` (no line ends); UserError if missing, empty or not UTF-8."""
+def iter_lines(path: str, what: str = "data file", allow_empty: bool = False) -> Iterator[str]:
+  """The UTF-8 lines of `path` (no line ends, a leading BOM dropped), read lazily: the one line
+  reader of auxseq (data files, --input_file, --reference_file).
+
+  Raises (when iterated):
+    UserError: `path` missing, not UTF-8 (naming the line), or empty unless `allow_empty`.
+  """
   if not os.path.isfile(path):
-    raise UserError(f"data file {path!r} does not exist")
+    raise UserError(f"{what} {path!r} does not exist")
   with open(path, "rb") as f:
-    raw = f.read().split(b"\n")
-  if raw[-1] == b"":
-    raw.pop()
-  if not raw:
-    raise UserError(f"data file {path!r} is empty")
-  lines = []
-  for number, line in enumerate(raw, 1):
-    try:
-      lines.append(line.decode("utf-8").rstrip("\r"))
-    except UnicodeDecodeError as e:
-      raise UserError(f"{path}:{number}: invalid UTF-8 at byte {e.start} of the line; "
-                      "data files must be UTF-8") from None
-  lines[0] = lines[0].lstrip("\ufeff")
-  return lines
+    number = 0
+    for number, raw in enumerate(f, 1):
+      try:
+        line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
+      except UnicodeDecodeError as e:
+        raise UserError(f"{path}:{number}: invalid UTF-8 at byte {e.start} of the line; "
+                        f"{what}s must be UTF-8") from None
+      yield line.lstrip("\ufeff") if number == 1 else line
+  if not number and not allow_empty:
+    raise UserError(f"{what} {path!r} is empty")
+
+
+def read_lines(path: str, what: str = "data file", allow_empty: bool = False) -> List[str]:
+  """`iter_lines` as a list."""
+  if not os.path.isfile(path):  # before anything is read, also for allow_empty
+    raise UserError(f"{what} {path!r} does not exist")
+  return list(iter_lines(path, what, allow_empty))
 
 
 def find_split_file(data_dir: str, split: str, lang: str) -> str:
@@ -90,24 +100,78 @@ def parse_alignment(line: str, source_words: int, target_words: int, where: str)
   return " ".join(links)
 
 
-def _aligned_pairs(src_path: str, tgt_path: str, align_path: Optional[str]) -> Tuple[list, int]:
-  src, tgt = read_lines(src_path), read_lines(tgt_path)
-  if len(src) != len(tgt):
-    raise UserError(f"{src_path} has {len(src)} lines but {tgt_path} has {len(tgt)}; "
-                    "parallel files must have one line per sentence pair")
-  align = read_lines(align_path) if align_path else [""] * len(src)
-  if len(align) != len(src):
-    raise UserError(f"{align_path} has {len(align)} lines but {src_path} and {tgt_path} have "
-                    f"{len(src)}; an alignment file needs one line per sentence pair")
-  rows, blank = [], 0
-  for number, (s, t, a) in enumerate(zip(src, tgt, align), 1):
+def _count_rest(lines: Iterator[str], counted: int) -> int:
+  return counted + sum(1 for _ in lines)
+
+
+def _aligned_pairs(src_path: str, tgt_path: str, align_path: Optional[str],
+                   counts: dict) -> Iterator[dict]:
+  """The pairs of one split, streamed; `counts` gets `blank` and `aligned` as they go.
+
+  Raises (when iterated): UserError on mismatched line counts (naming both files and their
+  totals), malformed alignment lines and anything `iter_lines` rejects.
+  """
+  src, tgt = iter_lines(src_path), iter_lines(tgt_path)
+  align = iter_lines(align_path) if align_path else itertools.repeat("")
+  number = 0
+  for number, s in enumerate(src, 1):
+    t, a = next(tgt, None), next(align, None)
+    if t is None:
+      raise UserError(f"{src_path} has {_count_rest(src, number)} lines but {tgt_path} has "
+                      f"{number - 1}; parallel files must have one line per sentence pair")
+    if a is None:
+      raise UserError(f"{align_path} has {number - 1} lines but {src_path} and {tgt_path} have "
+                      f"{_count_rest(src, number)}; an alignment file needs one line per "
+                      "sentence pair")
     s, t = s.split(), t.split()
     links = parse_alignment(a, len(s), len(t), f"{align_path}:{number}") if a.strip() else ""
     if s and t:
-      rows.append(example(" ".join(s), " ".join(t), alignment=links))
+      counts["aligned"] += bool(links)
+      yield example(" ".join(s), " ".join(t), alignment=links)
     else:
-      blank += 1
-  return rows, blank
+      counts["blank"] += 1
+  extra = sum(1 for _ in tgt)
+  if extra:
+    raise UserError(f"{src_path} has {number} lines but {tgt_path} has {number + extra}; "
+                    "parallel files must have one line per sentence pair")
+  extra = sum(1 for _ in align) if align_path else 0
+  if extra:
+    raise UserError(f"{align_path} has {number + extra} lines but {src_path} and {tgt_path} "
+                    f"have {number}; an alignment file needs one line per sentence pair")
+
+
+@register_stream("parallel_text")
+def stream_parallel_text(data_dir: str, source_lang: str, target_lang: str):
+  """`read_parallel_text` as a stream: (iterator of (split, example), stats filled while it runs).
+
+  Every split's files are found before the first line is read (a missing file fails at once).
+  """
+  if not data_dir or not os.path.isdir(data_dir):
+    raise UserError(f"dataset parallel_text needs --data_dir=DIR holding train/val/test "
+                    f"files; {data_dir!r} is not a directory")
+  files = {}
+  for split in SPLITS:
+    src_path = find_split_file(data_dir, split, source_lang)
+    tgt_path = find_split_file(data_dir, split, target_lang)
+    files[split] = (src_path, tgt_path, find_alignment_file(src_path, source_lang, target_lang))
+  stats = {"blank_lines_skipped": 0}
+
+  def rows():
+    for split, (src_path, tgt_path, align_path) in files.items():
+      counts = {"blank": 0, "aligned": 0, "examples": 0}
+      for row in _aligned_pairs(src_path, tgt_path, align_path, counts):
+        counts["examples"] += 1
+        yield split, row
+      stats["blank_lines_skipped"] += counts["blank"]
+      stats[f"{split}_examples"] = counts["examples"]
+      stats[f"{split}_files"] = [os.path.basename(p) for p in (src_path, tgt_path, align_path)
+                                 if p]
+      if align_path:
+        stats[f"{split}_aligned"] = counts["aligned"]
+    if not stats["train_examples"]:
+      raise UserError(f"dataset parallel_text: every line of the train files in {data_dir!r} "
+                      "is blank on one side; nothing to train on")
+  return rows(), stats
 
 
 @register_source("parallel_text", "line-aligned DATA_DIR/{train,val,test*}.<lang> files, "
@@ -117,27 +181,9 @@ def read_parallel_text(data_dir: str, source_lang: str, target_lang: str) -> Tup
 
   An optional word alignment file per split beside the text files (`find_alignment_file`) fills
   each example's `alignment`; stats then list it among the split's files and count the pairs
-  with at least one link (`<split>_aligned`).
+  with at least one link (`<split>_aligned`). Collects `stream_parallel_text`.
   """
-  if not data_dir or not os.path.isdir(data_dir):
-    raise UserError(f"dataset parallel_text needs --data_dir=DIR holding train/val/test "
-                    f"files; {data_dir!r} is not a directory")
-  splits: Splits = {}
-  stats = {"blank_lines_skipped": 0}
-  for split in SPLITS:
-    src_path = find_split_file(data_dir, split, source_lang)
-    tgt_path = find_split_file(data_dir, split, target_lang)
-    align_path = find_alignment_file(src_path, source_lang, target_lang)
-    splits[split], blank = _aligned_pairs(src_path, tgt_path, align_path)
-    stats["blank_lines_skipped"] += blank
-    stats[f"{split}_examples"] = len(splits[split])
-    stats[f"{split}_files"] = [os.path.basename(p) for p in (src_path, tgt_path, align_path) if p]
-    if align_path:
-      stats[f"{split}_aligned"] = sum(1 for row in splits[split] if row["alignment"])
-  if not splits["train"]:
-    raise UserError(f"dataset parallel_text: every line of the train files in {data_dir!r} "
-                    "is blank on one side; nothing to train on")
-  return splits, stats
+  return collect(*stream_parallel_text(data_dir, source_lang, target_lang))
 
 
 def parse_price(text: str) -> float:
@@ -161,39 +207,50 @@ def _tsv_path(data_dir: str) -> str:
   return data_dir
 
 
-@register_source("tsv", "tab-separated `name` text + `price` column, no translation (default: "
-                 "the embedded Inside Airbnb Berlin listings, CC BY 4.0)")
-def read_tsv(data_dir: str, source_lang: str, target_lang: str, text_column: str = "name",
-             price_column: str = "price") -> Tuple[Splits, dict]:
-  """Text + price rows split 90/5/5 by hash of the text; bad prices become NaN and are counted."""
+@register_stream("tsv")
+def stream_tsv(data_dir: str, source_lang: str, target_lang: str, text_column: str = "name",
+               price_column: str = "price"):
+  """`read_tsv` as a stream: (iterator of (split, example), stats filled while it runs)."""
   del source_lang, target_lang
   path = _tsv_path(data_dir)
-  lines = read_lines(path)
-  header = lines[0].split("\t")
+  lines = iter_lines(path)
+  header = next(lines).split("\t")
   for column in (text_column, price_column):
     if column not in header:
       raise UserError(f"{path}:1: no column {column!r} in the header; columns: "
                       f"{', '.join(header)}")
   ti, pi = header.index(text_column), header.index(price_column)
-  rows, stats = [], {"rows": 0, "prices_masked": 0, "blank_lines_skipped": 0}
-  for number, line in enumerate(lines[1:], 2):
-    fields = line.split("\t")
-    if len(fields) != len(header):
-      if not line.strip():
+  stats = {"rows": 0, "prices_masked": 0, "blank_lines_skipped": 0}
+  stats.update({f"{s}_examples": 0 for s in SPLITS})
+
+  def rows():
+    for number, line in enumerate(lines, 2):
+      fields = line.split("\t")
+      if len(fields) != len(header):
+        if not line.strip():
+          stats["blank_lines_skipped"] += 1
+          continue
+        raise UserError(f"{path}:{number}: {len(fields)} tab-separated fields, the header has "
+                        f"{len(header)}")
+      text = " ".join(fields[ti].split())
+      if not text:
         stats["blank_lines_skipped"] += 1
         continue
-      raise UserError(f"{path}:{number}: {len(fields)} tab-separated fields, the header has "
-                      f"{len(header)}")
-    text = " ".join(fields[ti].split())
-    if not text:
-      stats["blank_lines_skipped"] += 1
-      continue
-    price = parse_price(fields[pi])
-    stats["rows"] += 1
-    stats["prices_masked"] += int(math.isnan(price))
-    rows.append(example(text, price=price))
-  splits = split_rows(rows, 50, 50)
-  if not splits["train"]:
-    raise UserError(f"{path}: no rows with a non-empty {text_column!r} column")
-  stats.update({f"{s}_examples": len(v) for s, v in splits.items()})
-  return splits, stats
+      price = parse_price(fields[pi])
+      stats["rows"] += 1
+      stats["prices_masked"] += int(math.isnan(price))
+      split = hash_split(text, 50, 50)
+      stats[f"{split}_examples"] += 1
+      yield split, example(text, price=price)
+    if not stats["train_examples"]:
+      raise UserError(f"{path}: no rows with a non-empty {text_column!r} column")
+  return rows(), stats
+
+
+@register_source("tsv", "tab-separated `name` text + `price` column, no translation (default: "
+                 "the embedded Inside Airbnb Berlin listings, CC BY 4.0)")
+def read_tsv(data_dir: str, source_lang: str, target_lang: str, text_column: str = "name",
+             price_column: str = "price") -> Tuple[Splits, dict]:
+  """Text + price rows split 90/5/5 by hash of the text; bad prices become NaN and are counted.
+  Collects `stream_tsv`."""
+  return collect(*stream_tsv(data_dir, source_lang, target_lang, text_column, price_column))

@@ -1,5 +1,5 @@
-"""SentencePiece tokenisation: trained on the training split, cached in the workdir, applied
-inside tf.data with tensorflow-text. Ids: pad 0, unk 1, bos 2, eos 3."""
+"""SentencePiece tokenisation: trained on a seeded sample of the training split (data/vocab.py),
+applied inside tf.data with tensorflow-text. Ids: pad 0, unk 1, bos 2, eos 3."""
 import io
 import os
 from typing import Iterable, List, Sequence
@@ -47,8 +47,10 @@ class Tokenizer:
     return texts
 
 
-def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str) -> Tokenizer:
-  """Trains a unigram sentencepiece model and writes it atomically to `path` (reused if there).
+def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str,
+                    seed: int = 0) -> Tokenizer:
+  """Trains a unigram sentencepiece model on all of `sentences` (the caller samples) and writes
+  it atomically to `path` (reused if there). The same sentences and seed give the same bytes.
 
   `vocab_size` is a soft limit (`hard_vocab_limit=False`): a tiny corpus gets fewer pieces.
 
@@ -64,7 +66,7 @@ def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str) -> Tok
                     "corpus?)")
   model = io.BytesIO()
   try:
-    _train(sentences, vocab_size, model)
+    _train(sentences, vocab_size, model, seed)
   except RuntimeError as e:
     if "smaller than required_chars" in str(e):
       needed = str(e).split(" vs ")[-1].split(".")[0]
@@ -78,9 +80,10 @@ def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str) -> Tok
   return Tokenizer(path)
 
 
-def _train(sentences, vocab_size, model):
+def _train(sentences, vocab_size, model, seed):
+  spm.set_random_generator_seed(seed % (2 ** 32))
   spm.SentencePieceTrainer.train(
       sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
       model_type="unigram", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS,
-      eos_id=EOS, hard_vocab_limit=False, input_sentence_size=400000,
-      shuffle_input_sentence=True, num_threads=2, minloglevel=2)
+      eos_id=EOS, hard_vocab_limit=False, input_sentence_size=0,
+      shuffle_input_sentence=False, num_threads=2, minloglevel=2)

@@ -20,7 +20,7 @@ _SECTIONS = {
     "model": ("model", "d_model", "num_layers", "num_heads", "ffn_dim", "dropout",
               "tie_embeddings", "summary", "rnn_cell"),
     "data": ("source_lang", "target_lang", "vocab_size", "joint_vocab", "batch_tokens",
-             "max_length"),
+             "max_length", "tokenizer_sample", "data_cache_dir"),
     "train": ("train_steps", "learning_rate", "warmup_steps", "clip_norm", "seed", "deterministic",
               "combiner", "precision", "jit_compile", "on_nonfinite", "checkpoint_every",
               "eval_every", "select_metric", "log_every", "max_minutes", "early_stop_patience",

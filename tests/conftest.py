@@ -1,7 +1,10 @@
 """Shared fixtures: small corpora the tests write themselves (no downloads, no ../shared needed)."""
+import atexit
 import os
 import pathlib
 import random
+import shutil
+import tempfile
 
 import pytest
 
@@ -27,3 +30,8 @@ def copy_corpus(tmp_path):
 
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+# Prepared data and vocabularies go to a cache of this test session (data/prepare.py), never to
+# the user's ~/.cache; subprocesses (main.py) inherit it.
+_CACHE = tempfile.mkdtemp(prefix="auxseq-test-cache-")
+os.environ["XDG_CACHE_HOME"] = _CACHE
+atexit.register(shutil.rmtree, _CACHE, True)

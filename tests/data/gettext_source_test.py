@@ -2,7 +2,7 @@
 import pytest
 
 from configs.errors import UserError
-from data import builders
+from data import prepare as prep
 from data.gettext_source import clean_pair, read_gettext
 from data.mo import read_mo, write_mo
 
@@ -68,19 +68,20 @@ def test_clean_pair_keeps_identifiers():
   assert clean_pair("set max_value to *_tz() now", "x") == ("set max_value to *_tz() now", "x")
 
 
-def test_no_source_in_two_splits_and_builder_prepares_tfds(tmp_path):
+def test_no_source_in_two_splits_and_preparation_is_cached(tmp_path):
   words = "alpha beta gamma delta epsilon zeta eta theta iota kappa".split()
   sentences = [f"{a} {b} {c}" for a in words for b in words for c in words[:4]]  # 400
   first = {s: s.upper() for s in sentences[:300]}
   second = {s: s.title() for s in sentences[200:]}  # 100 sources repeated in another catalog
   root = write_locale(tmp_path / "locale", "fr", {"one": first, "two": second})
-  builder = builders.prepare("gettext", root, "en", "fr", str(tmp_path / "work"))
+  builder = prep.prepare("gettext", root, "en", "fr", str(tmp_path / "cache"))
   rows = {split: builder.rows(split) for split in ("train", "validation", "test")}
   seen = [r["source"] for split_rows in rows.values() for r in split_rows]
   assert len(seen) == len(set(seen)) == 400
   assert rows["validation"] and rows["test"] and len(rows["train"]) > 350
   assert builder.auxseq_stats["duplicates"] == 100
-  again = builders.prepare("gettext", root, "en", "fr", str(tmp_path / "work"))
+  again = prep.prepare("gettext", root, "en", "fr", str(tmp_path / "cache"),
+                       log=lambda line: pytest.fail(f"prepared again: {line}"))
   assert [r["source"] for r in again.rows("test")] == [r["source"] for r in rows["test"]]
 
 
