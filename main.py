@@ -21,21 +21,25 @@ def _parse(argv):
 
 
 def main(argv):
-  import data
-  from configs import presets
-  from heads import spec
-  from training.modes import run_mode
   try:
     if len(argv) > 1:
       raise UserError(f"unexpected arguments {' '.join(argv[1:])!r}; every option is a --flag")
-    config = app_flags.config_from_flags()
+    config = app_flags.config_from_flags()  # every flag validated here, before TensorFlow loads
     if app_flags.FLAGS.list_presets:
+      from configs import presets
       return print(presets.describe_presets())
+    from training.native_logs import load_tensorflow
+    load_tensorflow()
+    import data
+    from heads import spec
+    from training import preflight
+    from training.modes import run_mode
     if app_flags.FLAGS.list_datasets:
       return print("\n".join(f"{k}: {v}" for k, v in data.list_sources().items()))
-    spec.import_head_modules(config.head_modules)
     if app_flags.FLAGS.list_heads:
+      spec.import_head_modules(config.head_modules)
       return print(spec.describe_heads())
+    preflight.check_registered(config)  # names and combinations, before any data is read
     run_mode(config)
   except UserError as e:
     sys.stderr.write(f"error: {e}\n")

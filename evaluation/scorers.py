@@ -35,6 +35,11 @@ register_scorer(Scorer("chrf", CHRF, higher_is_better=True))
 register_scorer(Scorer("ter", TER, higher_is_better=False))
 
 
+def registered_scorers() -> tuple:
+  """Names of the registered scorers (bleu, chrf, ter, ...)."""
+  return tuple(sorted(_SCORERS))
+
+
 def get_scorer(name: str) -> Scorer:
   if name not in _SCORERS:
     raise UserError(f"unknown scorer {name!r}; known: {', '.join(sorted(_SCORERS))}")

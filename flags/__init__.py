@@ -8,10 +8,11 @@ import dataclasses
 from absl import flags
 
 from configs import presets
-from configs.config import Config, DataSourceConfig
+from configs.config import Config
 from configs.errors import UserError
+from configs.parsing import parse_heads_spec, parse_mix
 from flags import data_flags, eval_flags, head_flags, model_flags, run_flags, train_flags  # noqa: F401
-from heads.spec import parse_heads_spec
+from flags import validation
 
 FLAGS = flags.FLAGS
 
@@ -25,7 +26,8 @@ _SECTIONS = {
               "combiner", "precision", "jit_compile", "on_nonfinite", "checkpoint_every",
               "eval_every", "select_metric", "log_every", "max_minutes", "early_stop_patience",
               "lr_control", "lr_decay", "accum_steps", "distribute",
-              "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay", "init_from"),
+              "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay", "init_from",
+              "main_task", "balance_relax", "clip_per_term", "gradient_space"),
     "eval": ("beam_size", "length_penalty", "max_decode_length", "split", "input_file",
              "output_file", "reference_file", "output_format", "eval_batch_size",
              "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens", "export_format",
@@ -37,26 +39,12 @@ def _given(name: str) -> bool:
   return FLAGS[name].present > 0
 
 
-def parse_mix(text: str):
-  """'tsv:0.2,parallel_text:0.5:/path' -> tuple of DataSourceConfig."""
-  sources = []
-  for item in filter(None, (part.strip() for part in text.split(","))):
-    name, _, rest = item.partition(":")
-    weight_text, _, data_dir = rest.partition(":")
-    try:
-      weight = float(weight_text)
-    except ValueError:
-      raise UserError(f"--mix entry {item!r}: expected NAME:WEIGHT[:DATA_DIR] with a numeric "
-                      f"weight, got weight {weight_text!r}") from None
-    if weight <= 0:
-      raise UserError(f"--mix entry {item!r}: weight must be > 0")
-    sources.append(DataSourceConfig(name, data_dir, weight))
-  return tuple(sources)
-
-
 def config_from_flags() -> Config:
   """The Config for this command line (preset first, then explicitly given flags)."""
-  config = presets.get_preset(FLAGS.preset)() if FLAGS.preset else Config()
+  try:
+    config = presets.get_preset(FLAGS.preset)() if FLAGS.preset else Config()
+  except UserError as e:
+    raise UserError(f"--preset={FLAGS.preset}: {e}") from None
   updates = {"mode": FLAGS.mode, "workdir": FLAGS.workdir, "overwrite": FLAGS.overwrite}
   for section, names in _SECTIONS.items():
     given = {n: FLAGS[n].value for n in names if _given(n)}
@@ -75,7 +63,27 @@ def config_from_flags() -> Config:
     updates["heads"] = parse_heads_spec(FLAGS.heads)
   if _given("head_modules"):
     updates["head_modules"] = tuple(FLAGS.head_modules)
-  return dataclasses.replace(config, **updates)
+  config = _default_job_extras(dataclasses.replace(config, **updates))
+  values = {n: getattr(getattr(config, section), n)
+            for section, names in _SECTIONS.items() for n in names}
+  validation.validate(config, values, _given, FLAGS.preset)
+  return config
+
+
+# The listings mix and the default heads belong to the default job (the embedded gettext data):
+# on any other main dataset they apply only when named (--heads / --mix, or by a preset).
+_DEFAULT_JOB = Config()
+
+
+def _default_job_extras(config: Config) -> Config:
+  if config.data.sources[0].dataset == _DEFAULT_JOB.data.sources[0].dataset:
+    return config
+  if not _given("heads") and config.heads == _DEFAULT_JOB.heads:
+    config = dataclasses.replace(config, heads=())
+  if not _given("mix") and config.data.sources[1:] == _DEFAULT_JOB.data.sources[1:]:
+    config = dataclasses.replace(config, data=dataclasses.replace(
+        config.data, sources=config.data.sources[:1]))
+  return config
 
 
 def config_from_argv(argv) -> Config:

@@ -15,41 +15,11 @@ from typing import List, Sequence, Tuple
 
 from configs.config import HeadSpec
 from configs.errors import UserError
+from configs.parsing import check_unique_heads, parse_heads_spec  # noqa: F401  (re-exported)
 from heads import synthetic
 from heads.base import Head, HeadContext
 from heads.registry import get_head_class, registered_heads
 from model.seeding import component_seed
-
-
-def parse_heads_spec(text: str) -> Tuple[HeadSpec, ...]:
-  """Parses `--heads`: 'price:weight=0.3,buckets=5;coverage:layers=0+2' -> HeadSpecs.
-
-  Heads are separated by `;`, a head's options follow `:` as `,`-separated `opt=value` pairs;
-  a list value uses `+` inside one option (`hidden=64+32`). Values stay strings here
-  (`make_options` types them). An empty string gives ().
-
-  Raises:
-    UserError: a fragment that is not `name[:opt=value,...]` (quoted in the message), or a
-      head named twice.
-  """
-  specs = []
-  for fragment in filter(None, (part.strip() for part in text.split(";"))):
-    name, _, options = fragment.partition(":")
-    name = name.strip()
-    if not name or not name.replace("_", "").isalnum():
-      raise UserError(f"--heads: bad head name in {fragment!r}; expected name:opt=value,...")
-    pairs = []
-    for item in filter(None, (o.strip() for o in options.split(","))):
-      key, eq, value = item.partition("=")
-      if not eq or not key.strip():
-        raise UserError(f"--heads: head {name!r}: expected opt=value, got {item!r}")
-      pairs.append((key.strip(), value.strip()))
-    specs.append(HeadSpec(name, tuple(pairs)))
-  names = [s.name for s in specs]
-  duplicates = sorted({n for n in names if names.count(n) > 1})
-  if duplicates:
-    raise UserError(f"--heads names head {duplicates[0]!r} more than once")
-  return tuple(specs)
 
 
 def _convert(head: str, option: str, value: str, kind):
@@ -117,10 +87,7 @@ def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
     UserError: unknown head or option, bad value, a head named twice, or a head that fails
       to build from its options.
   """
-  names = [s.name for s in specs]
-  for name in names:
-    if names.count(name) > 1:
-      raise UserError(f"--heads names head {name!r} more than once")
+  check_unique_heads(specs)
   by_name = {s.name: s for s in specs}
   ordered = [by_name.pop("translation", HeadSpec("translation"))] + list(by_name.values())
   heads = []

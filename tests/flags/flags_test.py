@@ -59,18 +59,19 @@ def test_preset_then_explicit_flags_override(parse):
   assert config.data.vocab_size == 500       # preset value, flag not given
 
 
-def test_mix_and_dataset(parse):
-  config = parse("--dataset=parallel_text", "--data_dir=/x", "--mix=tsv:0.25")
+def test_mix_and_dataset(parse, tmp_path):
+  config = parse("--dataset=parallel_text", f"--data_dir={tmp_path}", "--mix=tsv:0.25")
   sources = config.data.sources
   assert [(s.dataset, s.data_dir, s.weight) for s in sources] == [
-      ("parallel_text", "/x", 1.0), ("tsv", "", 0.25)]
+      ("parallel_text", str(tmp_path), 1.0), ("tsv", "", 0.25)]
   with pytest.raises(UserError, match="numeric weight"):
     parse("--mix=tsv:lots")
 
 
-def test_data_dir_alone_keeps_the_presets_dataset(parse):
-  config = parse("--preset=multi30k_transformer", "--data_dir=/m30k")
-  assert [(s.dataset, s.data_dir) for s in config.data.sources] == [("parallel_text", "/m30k")]
+def test_data_dir_alone_keeps_the_presets_dataset(parse, tmp_path):
+  config = parse("--preset=multi30k_transformer", f"--data_dir={tmp_path}")
+  assert [(s.dataset, s.data_dir) for s in config.data.sources] == [("parallel_text",
+                                                                     str(tmp_path))]
 
 
 def test_unknown_preset_lists_known(parse):
@@ -95,13 +96,13 @@ def test_long_preset_can_continue_a_52_minute_run(parse, tmp_path):
   """multi30k_transformer_long differs only in --max_minutes, so the workdir guard accepts a
   52-minute multi30k_transformer run's workdir and the longer run resumes it."""
   from training.workdir import prepare_workdir
-  workdir = str(tmp_path / "run")
-  short = parse("--preset=multi30k_transformer", f"--workdir={workdir}")
-  long = parse("--preset=multi30k_transformer_long", f"--workdir={workdir}")
+  workdir, data = str(tmp_path / "run"), f"--data_dir={tmp_path}"
+  short = parse("--preset=multi30k_transformer", f"--workdir={workdir}", data)
+  long = parse("--preset=multi30k_transformer_long", f"--workdir={workdir}", data)
   assert dataclasses.replace(long, train=short.train) == short
   assert (short.train.max_minutes, long.train.max_minutes) == (52.0, 100.0)
   prepare_workdir(short)
   prepare_workdir(long)  # raises UserError if the guard saw a different model/data config
-  rnn = parse("--preset=multi30k_rnn", f"--workdir={workdir}")
+  rnn = parse("--preset=multi30k_rnn", f"--workdir={workdir}", data)
   with pytest.raises(UserError, match="different model"):
     prepare_workdir(rnn)

@@ -1,0 +1,77 @@
+"""Checks that need the registries, run after flags/validation.py and before any data is read or
+anything is written: head names and options (users' head modules imported), combiner, datasets,
+the selection metric, step and schedule combinations. Also the one-block description of what a
+run will do, printed at start and kept in the workdir (RUN_SUMMARY)."""
+import dataclasses
+from typing import List
+
+from configs.config import Config, HeadSpec
+from configs.errors import UserError
+
+RUN_SUMMARY = "run_summary.txt"
+
+
+def check_registered(config: Config) -> None:
+  """UserError for the first name no registry knows (the message lists the known ones)."""
+  import data  # pylint: disable=import-outside-toplevel  (registers the datasets)
+  from evaluation import scorers  # pylint: disable=import-outside-toplevel
+  from training import baselines, combine, combine_grad, step  # noqa: F401  pylint: disable=import-outside-toplevel
+  for i, source in enumerate(config.data.sources):
+    _named("dataset" if i == 0 else "mix", source.dataset, data.registry.get_reader)
+  _named("heads", ";".join(s.name for s in config.heads), lambda _: resolved_heads(config))
+  _named("combiner", config.train.combiner, combine.get_combiner_class)
+  step.check_step_options(config.train.combiner, config.train.accum_steps, 1)
+  baselines.check_schedule(config)
+  _check_select_metric(config, scorers.registered_scorers())
+
+
+def _named(flag: str, value: str, check) -> None:
+  """Runs `check(value)`; its UserError is reported against --flag=value."""
+  try:
+    check(value)
+  except UserError as e:
+    raise UserError(f"--{flag}={value}: {e}") from None
+
+
+def _check_select_metric(config: Config, scorer_names) -> None:
+  name = config.train.select_metric
+  heads = {"translation"} | {s.name for s in config.heads}
+  prefix, slash, rest = name.partition("/")
+  if (not slash and name in scorer_names) or (slash and prefix in heads and rest):
+    return
+  raise UserError(f"--select_metric={name}: expected one of {', '.join(sorted(scorer_names))}, "
+                  f"or HEAD/METRIC for a head of this run ({', '.join(sorted(heads))}), "
+                  "e.g. price/accuracy")
+
+
+def resolved_heads(config: Config) -> List[tuple]:
+  """[(name, options dataclass)] with every default filled in: translation first, then --heads.
+  Imports --head_modules; UserError for an unknown head or option."""
+  from heads import spec  # pylint: disable=import-outside-toplevel
+  from heads.registry import get_head_class  # pylint: disable=import-outside-toplevel
+  spec.import_head_modules(config.head_modules)
+  specs = list(config.heads)
+  if "translation" not in [s.name for s in specs]:
+    specs.insert(0, HeadSpec("translation"))
+  return [(s.name, spec.make_options(get_head_class(s.name), s)) for s in specs]
+
+
+def describe_run(config: Config) -> str:
+  """What this run does, in one block: data, mix, heads with every option, combiner, model."""
+  data, model, train = config.data, config.model, config.train
+  main, mix = data.sources[0], data.sources[1:]
+  lines = [f"auxseq {config.mode}: workdir {config.workdir}",
+           f"  data:     {main.dataset}{' ' + main.data_dir if main.data_dir else ''} "
+           f"({data.source_lang}->{data.target_lang}), vocabulary {data.vocab_size}",
+           "  mix:      " + (", ".join(f"{s.dataset}:{s.weight:g}"
+                                       + (f":{s.data_dir}" if s.data_dir else "") for s in mix)
+                             or "none")]
+  for i, (name, options) in enumerate(resolved_heads(config)):
+    values = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(options).items())
+    skipped = " (weight 0: not built)" if options.weight == 0 and name != "translation" else ""
+    lines.append(f"  {'heads:    ' if i == 0 else '          '}{name}({values}){skipped}")
+  lines.append(f"  combiner: {train.combiner}, schedule {train.schedule}, clip_norm "
+               f"{train.clip_norm:g}, precision {train.precision}")
+  lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
+               f"{model.num_layers} layers, dropout {model.dropout:g}")
+  return "\n".join(lines)
