@@ -116,6 +116,14 @@ class TrainConfig:
       step start afresh, new heads are initialised as in a fresh run (training/warm_start.py).
     ema_decay: exponential moving average of the weights, used for every evaluation and for
       translate/export (0 = off); see training/averaging.py.
+    main_task: the loss term metabalance / task_moments balance the others towards and pcgrad
+      never projects (docs/balancing.md).
+    balance_relax: relax factor r in [0, 1] of metabalance / task_moments (0 = plain weighted
+      sum, 1 = full equalisation to the main task's magnitude).
+    clip_per_term: clip each term's weighted gradient to clip_norm before the terms are
+      combined (per-term gradients over the weights), instead of one clip of the sum.
+    gradient_space: where gradient combiners take per-term gradients: weights (the shared
+      weights; terms on different rows meet there) | boundary (the encoder outputs).
   """
   train_steps: int = 800
   learning_rate: float = 2e-3
@@ -142,6 +150,10 @@ class TrainConfig:
   log_grad_stats_every: int = 0
   schedule: str = "joint"
   alternate_ratio: int = 10
+  main_task: str = "translation"
+  balance_relax: float = 0.7
+  clip_per_term: bool = False
+  gradient_space: str = "weights"
   init_from: str = ""
 
 

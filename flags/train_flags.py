@@ -7,7 +7,9 @@ flags.DEFINE_integer("warmup_steps", 200, "Linear warm-up steps before inverse-s
 flags.DEFINE_float("clip_norm", 1.0, "Global-norm clip of the combined gradient (0 = off).")
 flags.DEFINE_integer("seed", 1234, "Global seed; initial weights derive from (seed, component).")
 flags.DEFINE_bool("deterministic", False, "TF op determinism and a fixed data order.")
-flags.DEFINE_string("combiner", "fixed", "How losses are combined: fixed, uncertainty, ...")
+flags.DEFINE_string("combiner", "fixed", "How losses are combined: fixed, uncertainty, dwa, "
+                    "rlw, famo (loss-based); gradnorm, pcgrad, mgda_ub, metabalance, "
+                    "task_moments (per-term gradients; docs/balancing.md).")
 flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs with "
                   "AVX512-BF16 and recent GPUs; use float32 elsewhere.")
@@ -33,3 +35,15 @@ flags.DEFINE_string("init_from", "", "Warm start: WORKDIR[@STEP] of a trained ru
                     "and shared heads' weights and vocabulary a new run starts from (fresh "
                     "optimizer and schedule; new heads freshly initialised). Default checkpoint: "
                     "the source run's last one.")
+flags.DEFINE_string("main_task", "translation", "The loss term that metabalance and "
+                    "task_moments balance the others towards, and that pcgrad never projects "
+                    "(any term name, e.g. translation or price).")
+flags.DEFINE_float("balance_relax", 0.7, "Relax factor r in [0, 1] of metabalance and "
+                   "task_moments: 0 = plain weighted sum, 1 = every auxiliary gradient at the "
+                   "main task's magnitude (He et al. 2022 use 0.7 by default).")
+flags.DEFINE_bool("clip_per_term", False, "Clip each loss term's weighted gradient to "
+                  "--clip_norm before the terms are combined (instead of one clip of the sum), "
+                  "so one term's norm cannot shrink another's update.")
+flags.DEFINE_enum("gradient_space", "weights", ["weights", "boundary"], "Where gradient "
+                  "combiners take per-term gradients: over the shared weights (terms on "
+                  "different rows meet) or at the encoder outputs (cheaper, blind to them).")

@@ -33,18 +33,72 @@ def known_combiners():
   return sorted(_COMBINERS)
 
 
+GRADIENT_SPACES = ("weights", "boundary")
+
+
+def check_options(train, term_names):
+  """The combiner class for `train` (a TrainConfig), or a UserError for options that do not fit
+  these loss terms (`term_names`; a head's name also stands for its terms "head/...")."""
+  cls = get_combiner_class(train.combiner)
+  if train.gradient_space not in GRADIENT_SPACES:
+    raise UserError(f"--gradient_space={train.gradient_space}: known: "
+                    f"{', '.join(GRADIENT_SPACES)}")
+  main = train.main_task
+  if cls.needs_main_task and main not in term_names and main.split("/")[0] not in term_names:
+    raise UserError(f"--main_task={main}: --combiner={train.combiner} balances towards it, but "
+                    f"it is not a loss term; terms: {', '.join(term_names)}")
+  if train.clip_per_term and not train.clip_norm:
+    raise UserError("--clip_per_term: clips each term to --clip_norm, which is 0 (off)")
+  if train.gradient_space == "boundary" and (train.clip_per_term or cls.needs_variables):
+    raise UserError(f"--gradient_space=boundary has no per-weight gradients: use "
+                    f"--gradient_space=weights with --combiner={train.combiner}"
+                    f"{' and --clip_per_term' if train.clip_per_term else ''}")
+  return cls
+
+
+def make_combiner(train, term_names, variables=()):
+  """The combiner `train.combiner` (a TrainConfig) for these loss terms. `variables`: the model
+  and heads' trainable variables, for combiners that keep state per weight tensor.
+
+  Raises:
+    UserError: unknown combiner, main task that is not a term, or options that do not fit.
+  """
+  cls = check_options(train, term_names)
+  clip = train.clip_norm if train.clip_per_term else 0.0
+  kwargs = dict(main_task=train.main_task, term_clip_norm=clip, gradient_space=train.gradient_space)
+  if cls.needs_variables:
+    kwargs["variables"] = list(variables)
+    kwargs["relax"] = train.balance_relax
+  return cls(term_names, **kwargs)
+
+
 class Combiner(keras.layers.Layer):
   """Base: `combine(losses, weights)` -> (total loss, the weight each term was given).
 
   Args (of combine):
     losses: {term name: float32 scalar}, each already normalised by its own count.
     weights: {term name: python float}, the head's `weight` option.
+
+  Args (of __init__; how the step treats the terms, see training/term_gradients.py):
+    term_names: the loss terms, in the step's order.
+    main_task: the term the auxiliary ones are balanced against (`--main_task`).
+    term_clip_norm: > 0 clips each term's weighted gradient to this global norm before the
+      terms are combined (`--clip_per_term`; the optimizer's global clip is then off).
+    gradient_space: "weights" (per-term gradients over the shared weights) or "boundary" (at
+      the encoder outputs; cheaper, blind to terms on different rows). Gradient combiners only.
   """
   combiner_name = ""
+  needs_gradients = False
+  needs_main_task = False  # balances towards main_task: it must be one of the terms
+  needs_variables = False  # keeps state per weight tensor: built with the model's variables
 
-  def __init__(self, term_names, **kwargs):
+  def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
+               gradient_space: str = "weights", **kwargs):
     super().__init__(name=f"combiner_{self.combiner_name}", **kwargs)
     self.term_names = tuple(term_names)
+    self.main_task = main_task
+    self.term_clip_norm = float(term_clip_norm)
+    self.gradient_space = gradient_space
 
   def combine(self, losses, weights):
     raise NotImplementedError

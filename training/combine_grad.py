@@ -1,10 +1,13 @@
-"""Combiners that look at per-loss gradients at the encoder boundary (not over all shared weights).
+"""Combiners that look at per-loss gradients: over the shared weights (default) or at the
+encoder boundary (`gradient_space="boundary"`).
 
-The step gives each such combiner `grads`: {term: flat gradient of that term's normalised loss
-with respect to the shared encoder outputs (encoder_outputs and encoder_summary, flattened)}.
-The combiner returns the weight each term gets for the *task-specific* parameters (decoder,
-heads) and the vector G pushed back into the encoder, so the cost does not grow with the number
-of encoder weights (seed 003 asked for GradNorm at a shared layer; DESIGN.md "The step").
+Over the weights (training/term_gradients.py) the step calls `combine_tensors` with each term's
+gradient on every shared weight tensor (those at least two terms reach: encoder, embeddings,
+the decoder when attention regularisers share it with translation); at the boundary, it calls
+`combine_gradients` with {term: flat gradient of that term's normalised loss with respect to
+the encoder outputs}. Either returns the weight each term gets for the *task-specific*
+parameters (decoder, heads) and the combined gradient G of the shared part (DESIGN.md "The
+step").
 """
 import tensorflow as tf
 
@@ -25,6 +28,22 @@ class GradientCombiner(Combiner):
   def combine_gradients(self, losses, weights, grads):
     raise NotImplementedError
 
+  def combine_tensors(self, losses, weights, grads, positions):
+    """Over the weights: grads {term: [gradient of each shared tensor]}, positions (each
+    tensor's index among the step's variables) -> (used, [G of each shared tensor], extra).
+
+    Default: the tensors flattened into one vector, then `combine_gradients` (the papers'
+    treatment of "the shared parameters" as one vector)."""
+    del positions
+    names = self.term_names
+    first = grads[names[0]]
+    if not first:  # nothing shared (e.g. one term): the weighted sums do it all
+      return {n: tf.constant(weights[n], tf.float32) for n in names}, [], tf.constant(0.0)
+    flat = {n: tf.concat([tf.reshape(g, [-1]) for g in grads[n]], axis=0) for n in names}
+    used, shared, extra = self.combine_gradients(losses, weights, flat)
+    parts = tf.split(shared, [int(g.shape.num_elements()) for g in first])
+    return used, [tf.reshape(p, g.shape) for p, g in zip(parts, first)], extra
+
   def after_apply(self):
     """Called after the optimizer step (e.g. to renormalise learnable weights)."""
 
@@ -35,7 +54,7 @@ class PCGrad(GradientCombiner):
 
   Each weighted term gradient g_i is projected onto the normal plane of every other g_j it
   conflicts with (g_i . g_j < 0), in a fixed order; G = sum of the projected gradients.
-  `protect_main=True` (default) never projects the main `translation` gradient.
+  `protect_main=True` (default) never projects the main task's gradient (`--main_task`).
   Decoder and head weights get the plain weighted sum (they are not shared by all terms).
   """
   protect_main = True
@@ -46,7 +65,7 @@ class PCGrad(GradientCombiner):
     projected = []
     for i, name in enumerate(names):
       gi = g[i]
-      if not (self.protect_main and name == "translation"):
+      if not (self.protect_main and name == self.main_task):
         for j in range(len(names)):
           if j == i:
             continue

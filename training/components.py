@@ -19,7 +19,7 @@ from heads.base import Head, HeadContext
 from heads.registry import get_head_class
 from model.seeding import component_seed
 from model.seq2seq import build_model
-from training import combine, combine_grad  # noqa: F401  (registers gradient combiners)
+from training import combine, combine_balance, combine_grad  # noqa: F401  (registers them)
 from training.schedules import InverseSqrtWarmup
 from training.step import compute_losses
 
@@ -82,8 +82,9 @@ def check_labels(heads) -> None:
 
 def make_optimizer(config: Config, variables, schedule) -> keras.optimizers.Optimizer:
   train = config.train
+  clip = None if train.clip_per_term else train.clip_norm or None  # per term: in the combiner
   optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
-                                    global_clipnorm=train.clip_norm or None)
+                                    global_clipnorm=clip)
   if train.precision == "mixed_float16":
     optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
   optimizer.build(variables)
@@ -113,7 +114,7 @@ def build_components(config: Config) -> Components:
   _, losses, _, _ = compute_losses(model, heads, _dummy_batch(), training=False)
   term_names = tuple(losses)
   with component_seed(train.seed, "combiner"):
-    combiner = combine.get_combiner_class(train.combiner)(term_names)
+    combiner = combine.make_combiner(train, term_names, model.trainable_variables)
   from training.step import trainable_variables
   schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
   optimizer = make_optimizer(config, trainable_variables(model, heads, combiner), schedule)

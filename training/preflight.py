@@ -15,11 +15,13 @@ def check_registered(config: Config) -> None:
   """UserError for the first name no registry knows (the message lists the known ones)."""
   import data  # pylint: disable=import-outside-toplevel  (registers the datasets)
   from evaluation import scorers  # pylint: disable=import-outside-toplevel
-  from training import baselines, combine, combine_grad, step  # noqa: F401  pylint: disable=import-outside-toplevel
+  from training import baselines, combine, combine_balance, combine_grad, step  # noqa: F401  pylint: disable=import-outside-toplevel
   for i, source in enumerate(config.data.sources):
     _named("dataset" if i == 0 else "mix", source.dataset, data.registry.get_reader)
   _named("heads", ";".join(s.name for s in config.heads), lambda _: resolved_heads(config))
   _named("combiner", config.train.combiner, combine.get_combiner_class)
+  _named("combiner", config.train.combiner,
+         lambda _: combine.check_options(config.train, [n for n, _ in resolved_heads(config)]))
   step.check_step_options(config.train.combiner, config.train.accum_steps, 1)
   baselines.check_schedule(config)
   _check_select_metric(config, scorers.registered_scorers())

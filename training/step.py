@@ -9,7 +9,7 @@ from typing import Dict, Sequence
 import keras
 import tensorflow as tf
 
-from heads.base import Head, safe_mean, scale_gradient
+from heads.base import Head, call_head, float32_outputs, safe_mean, scale_gradient
 from model import outputs as out
 
 
@@ -27,8 +27,10 @@ def head_view(outputs: Dict, head: Head) -> Dict:
 def head_terms(outputs, heads: Sequence[Head], batch, training: bool):
   """Every head's loss terms, unnormalised: ({term: LossTerm}, {term: weight})."""
   terms, weights = {}, {}
+  outputs = float32_outputs(outputs)  # heads compute in float32 under every precision
   for head in heads:
-    for name, term in head.loss_terms(head_view(outputs, head), batch, training).items():
+    view = head_view(outputs, head)
+    for name, term in call_head(head, head.loss_terms, view, batch, training).items():
       terms[name] = term
       weights[name] = float(head.options.weight)
   return terms, weights
@@ -59,7 +61,7 @@ def trainable_variables(model, heads, combiner):
   return variables
 
 
-def _all_reduce_sum(values: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
+def all_reduce_sum(values: Dict[str, tf.Tensor]) -> Dict[str, tf.Tensor]:
   """Sum over replicas (identity without tf.distribute)."""
   context = tf.distribute.get_replica_context()
   if context is None or context.num_replicas_in_sync == 1:
@@ -78,7 +80,7 @@ def global_counts(model, heads, batches) -> Dict[str, tf.Tensor]:
     _, _, _, counts = compute_losses(model, heads, batch, training=False)
     for name, count in counts.items():
       totals[name] = totals.get(name, 0.0) + count
-  return _all_reduce_sum(totals)
+  return all_reduce_sum(totals)
 
 
 def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False,
@@ -113,9 +115,14 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
 
 def gradient_fn(model, heads, combiner, optimizer, variables):
   """`batches -> (grads, total, losses, used, counts)` for this combiner: the summed gradient
-  of the combined loss (loss-based combiners, the default) or per-term gradients at the
-  encoder boundary (gradient combiners)."""
+  of the combined loss (loss-based combiners, the default), per-term gradients over the
+  weights (training/term_gradients.py: gradient combiners, per-term clipping), or per-term
+  gradients at the encoder boundary (gradient combiners with `gradient_space="boundary"`)."""
+  from training import term_gradients  # pylint: disable=import-outside-toplevel
   scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+  if term_gradients.uses_term_gradients(combiner):
+    return lambda batches: term_gradients.combined_gradients(
+        model, heads, combiner, optimizer, variables, batches)
   if getattr(combiner, "needs_gradients", False):  # boundary: one device, one micro-batch
     def boundary(batches):
       with tf.GradientTape() as tape:
@@ -138,7 +145,7 @@ def summed_gradients(model, heads, combiner, optimizer, variables, batches):
       outputs = model(batch, training=True)
       terms, weights = head_terms(outputs, heads, batch, training=True)
       if counts is None:
-        counts = _all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
+        counts = all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
       micro = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
                for n, t in terms.items()}
       micro_total, used = combiner.combine(micro, weights)

@@ -35,6 +35,7 @@ STRING_CASES = {
     "mix": [["--mix=tsv:x"], ["--mix=tsv:0"], ["--mix=tsv:-1"], ["--mix=nope:0.1"],
             ["--mix=tsv:inf"]],
     "combiner": [["--combiner=nope"], ["--combiner=uncertainty", "--accum_steps=2"]],
+    "main_task": [["--main_task="], ["--combiner=metabalance", "--main_task=nope"]],
     "split": [["--split=dev"]],
     "input_file": [[f"--input_file={MISSING}"]],
     "output_file": [[f"--output_file={MISSING}/out.txt"]],
@@ -53,6 +54,8 @@ COMBINATION_CASES = [
     ["--average_last=6"],                             # 5 checkpoints are kept
     ["--schedule=alternating", "--heads="],
     ["--distribute=multi_worker"],                    # TF_CONFIG unset in the test
+    ["--clip_per_term", "--clip_norm=0"],
+    ["--combiner=metabalance", "--gradient_space=boundary"],
 ]
 
 

@@ -1,0 +1,97 @@
+"""metabalance and task_moments on toy gradients whose results are computed by hand."""
+import types
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from configs.errors import UserError
+from training import combine, combine_balance
+from training.components import variables_checkpoint
+
+NAMES = ("translation", "price")
+LOSSES = {"translation": tf.constant(1.0), "price": tf.constant(1.0)}
+
+
+def _variables(*shapes):
+  return [tf.Variable(tf.zeros(s)) for s in shapes]
+
+
+def test_metabalance_two_parameters_by_hand():
+  """One shared tensor of two parameters at position 1 (of 2), r = 0.7, beta = 0.9, price weight 2.
+  Step 1: g_t = (3, 4), 2 g_p = (0, 20). m_t = 0.1 * 5 = 0.5, m_p = 0.1 * 20 = 2; factor
+  0.7 * 0.5 / 2 + 0.3 = 0.475; G = (3, 4 + 9.5) = (3, 13.5).
+  Step 2: 2 g_p = (0, 10). m_t = 0.9 * 0.5 + 0.1 * 5 = 0.95, m_p = 0.9 * 2 + 0.1 * 10 = 2.8;
+  factor 0.7 * 0.95 / 2.8 + 0.3 = 0.5375; G = (3, 4 + 5.375)."""
+  comb = combine_balance.MetaBalance(NAMES, variables=_variables([3], [2]), relax=0.7)
+  weights = {"translation": 1.0, "price": 2.0}
+  grads = {"translation": [tf.constant([3.0, 4.0])], "price": [tf.constant([0.0, 10.0])]}
+  used, shared, _ = comb.combine_tensors(LOSSES, weights, grads, [1])
+  assert shared[0].numpy().tolist() == pytest.approx([3.0, 13.5])
+  assert float(used["price"]) == 2.0  # task-specific weights keep the plain weighted gradient
+  np.testing.assert_allclose(comb.norms.numpy(), [[0.0, 0.5], [0.0, 2.0]], rtol=1e-6)
+  grads["price"] = [tf.constant([0.0, 5.0])]
+  _, shared, _ = comb.combine_tensors(LOSSES, weights, grads, [1])
+  assert shared[0].numpy().tolist() == pytest.approx([3.0, 4.0 + 10 * 0.5375])
+
+
+def test_metabalance_relax_zero_is_the_weighted_sum_and_main_absent_keeps_aux():
+  comb = combine_balance.MetaBalance(NAMES, variables=_variables([2], [2]), relax=0.0)
+  grads = {"translation": [tf.constant([3.0, 4.0]), tf.zeros([2])],
+           "price": [tf.constant([0.0, 10.0]), tf.constant([1.0, 1.0])]}
+  _, shared, _ = comb.combine_tensors(LOSSES, {"translation": 1.0, "price": 1.0}, grads, [0, 1])
+  assert shared[0].numpy().tolist() == pytest.approx([3.0, 14.0])
+  comb = combine_balance.MetaBalance(NAMES, variables=_variables([2], [2]), relax=1.0)
+  _, shared, _ = comb.combine_tensors(LOSSES, {"translation": 1.0, "price": 1.0}, grads, [0, 1])
+  assert shared[0].numpy().tolist() == pytest.approx([3.0, 4.0 + 5.0])  # price at norm 5
+  assert shared[1].numpy().tolist() == pytest.approx([1.0, 1.0])  # translation never here
+
+
+def test_task_moments_by_hand():
+  """r = 1, beta2 = 0.98. g_t = (3, 0), g_p = (1, 2): v_t = 0.02 (9, 0), v_p = 0.02 (1, 4);
+  element 0: price scaled by sqrt(0.18 / 0.02) = 3 -> 3; element 1: translation has no second
+  moment there, price unscaled -> 2. G = (3 + 3, 0 + 2). Same gradients again: v_t = (0.3564, 0),
+  v_p = (0.0396, 0.1584) (ratio still 3)."""
+  comb = combine_balance.TaskMoments(NAMES, variables=_variables([2]), relax=1.0)
+  grads = {"translation": [tf.constant([3.0, 0.0])], "price": [tf.constant([1.0, 2.0])]}
+  one = {"translation": 1.0, "price": 1.0}
+  _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0])
+  assert shared[0].numpy().tolist() == pytest.approx([6.0, 2.0], rel=1e-5)
+  _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0])
+  assert shared[0].numpy().tolist() == pytest.approx([6.0, 2.0], rel=1e-5)
+  assert comb.moments[0][0].numpy().tolist() == pytest.approx([0.3564, 0.0], rel=1e-5)
+  assert comb.moments[1][0].numpy().tolist() == pytest.approx([0.0396, 0.1584], rel=1e-5)
+
+
+def test_balancing_state_round_trips_through_the_checkpoint(tmp_path):
+  a = combine_balance.MetaBalance(NAMES, variables=_variables([2]))
+  a.norms.assign([[1.5], [2.5]])
+  path = variables_checkpoint(a).save(str(tmp_path / "ckpt"))
+  b = combine_balance.MetaBalance(NAMES, variables=_variables([2]))
+  variables_checkpoint(b).restore(path).assert_existing_objects_matched()
+  assert b.norms.numpy().tolist() == [[1.5], [2.5]]
+
+
+def _train(**kwargs):
+  fields = dict(combiner="metabalance", main_task="translation", clip_norm=1.0,
+                clip_per_term=False, gradient_space="weights", balance_relax=0.7)
+  fields.update(kwargs)
+  return types.SimpleNamespace(**fields)
+
+
+def test_make_combiner_options_and_refusals():
+  comb = combine.make_combiner(_train(balance_relax=0.3, main_task="price"), NAMES,
+                               _variables([2]))
+  assert (comb.relax, comb.main_task, comb.slots) == (0.3, "price", 1)
+  assert combine.make_combiner(_train(combiner="pcgrad", clip_per_term=True),
+                               NAMES).term_clip_norm == 1.0
+  with pytest.raises(UserError, match="--main_task=domain: .*terms: translation, price"):
+    combine.make_combiner(_train(main_task="domain"), NAMES)
+  with pytest.raises(UserError, match="--gradient_space=boundary has no per-weight"):
+    combine.make_combiner(_train(gradient_space="boundary"), NAMES)
+  with pytest.raises(UserError, match="unknown combiner 'metabalanse'.*metabalance"):
+    combine.make_combiner(_train(combiner="metabalanse"), NAMES)
+  with pytest.raises(ValueError, match="relax factor must be in"):
+    combine_balance.MetaBalance(NAMES, relax=1.5)
+  assert np.isclose(combine.make_combiner(_train(combiner="fixed", main_task="nope"),
+                                          NAMES).term_clip_norm, 0.0)  # fixed has no main task

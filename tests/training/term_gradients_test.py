@@ -1,0 +1,175 @@
+"""Per-term gradients over the weights (issue 18): the row split is exact, and what acts on them.
+
+Listing rows carry a price and no translation target; sentence pairs carry a target and no
+price. The step runs price on its rows and translation on its rows (about one joint pass); the
+gradients must equal each term's gradient on the whole batch.
+"""
+import dataclasses
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from heads.spec import parse_heads_spec
+from tests_support import tiny_config
+from training import term_gradients
+from training.components import build_components
+from training.step import head_losses, make_train_step, trainable_variables
+
+
+def _components(tmp_path, corpus, heads="price:dropout=0", **train):
+  config = tiny_config(tmp_path / "w", corpus, True, precision="float32", **train)
+  return build_components(dataclasses.replace(config, heads=parse_heads_spec(heads)))
+
+
+def _mixed_batch(c):
+  """A batch with both listing rows (price) and sentence pairs (translation)."""
+  for batch in c.bundle.train_dataset(512, 0).take(100):
+    if np.any(np.isfinite(batch["price"].numpy())) and np.any(batch["target_out"].numpy() != 0):
+      return batch
+  raise AssertionError("no batch with both listing rows and sentence pairs")
+
+
+def _full_batch_gradients(c, batch, variables):
+  """Each term's gradient from one forward pass over the whole batch (the reference)."""
+  with tf.GradientTape(persistent=True) as tape:
+    outputs = c.model(batch, training=True)
+    losses, _, _ = head_losses(outputs, c.heads, batch, training=True)
+  grads = {n: tape.gradient(loss, variables) for n, loss in losses.items()}
+  return grads, losses
+
+
+def test_row_split_gradients_equal_full_batch_gradients(tmp_path, copy_corpus):
+  c = _components(tmp_path, copy_corpus, "price:dropout=0;bag_of_words")
+  assert term_gradients.row_keys(c.heads[0]) == ("target_out",)
+  groups = term_gradients.row_groups(c.heads)
+  assert sorted(groups) == [("price",), ("target_out",)]  # bag_of_words rides with translation
+  batch = _mixed_batch(c)
+  variables = trainable_variables(c.model, c.heads, c.combiner)
+  split, losses, _, counts = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
+  reference, ref_losses = _full_batch_gradients(c, batch, variables)
+  assert float(counts["price"]) == float(np.isfinite(batch["price"].numpy()).sum())
+  compared = 0
+  for name in ("translation", "price", "bag_of_words"):
+    assert float(losses[name]) == pytest.approx(float(ref_losses[name]), rel=1e-5)
+    for g, r, v in zip(split[name], reference[name], variables):
+      assert (g is None) == (r is None), (name, v.path)
+      if g is not None:
+        np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4,
+                                   atol=1e-6, err_msg=f"{name} {v.path}")
+        compared += 1
+  assert compared > 20
+  shared = term_gradients.shared_positions(split, ("translation", "price", "bag_of_words"))
+  # translation and price meet on the encoder weights (and the source embedding) ...
+  assert any("encoder" in variables[j].path for j in shared)
+  # ... where their gradients are not orthogonal: there is something for pcgrad to act on.
+  dot = sum(float(tf.reduce_sum(split["translation"][j] * split["price"][j])) for j in shared
+            if split["price"][j] is not None)
+  assert dot != 0.0
+
+
+def test_pcgrad_differs_from_fixed_on_row_disjoint_terms(tmp_path, copy_corpus):
+  """At the boundary these terms never meet and pcgrad trained bit-identically to fixed
+  (boundary_test.py); over the weights it projects where they conflict."""
+  c = _components(tmp_path, copy_corpus)
+  batch = _mixed_batch(c)
+  variables = trainable_variables(c.model, c.heads, c.combiner)
+  grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
+  names = c.term_names
+  shared = term_gradients.shared_positions(grads, names)
+  dot = sum(float(tf.reduce_sum(grads["translation"][j] * grads["price"][j])) for j in shared)
+  assert dot < 0.0, "pick a batch where the two terms conflict on the shared weights"
+  results = {}
+  for name in ("fixed", "pcgrad"):
+    combiner = _combiner(name, names)
+    combined, _, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
+    results[name] = combined
+  differ = [j for j in shared
+            if not np.allclose(results["fixed"][j].numpy(), results["pcgrad"][j].numpy())]
+  assert differ, "pcgrad acted like fixed on conflicting shared weights"
+  # Projection keeps translation (the main task) intact: pcgrad's G . g_translation is the
+  # fixed sum's minus the removed conflict, and the price part now has no component against it.
+  g_t = [grads["translation"][j] for j in shared]
+  price_part = [results["pcgrad"][j] - g for j, g in zip(shared, g_t)]
+  assert sum(float(tf.reduce_sum(a * b)) for a, b in zip(price_part, g_t)) == pytest.approx(
+      0.0, abs=1e-5 * sum(float(tf.reduce_sum(g * g)) for g in g_t))
+
+
+def _combiner(name, names, **kwargs):
+  from training.combine import get_combiner_class  # pylint: disable=import-outside-toplevel
+  return get_combiner_class(name)(names, **kwargs)
+
+
+def test_fixed_through_term_gradients_equals_the_summed_step(tmp_path, copy_corpus):
+  """The per-term path with nothing to change (fixed, no clip) gives the summed gradient."""
+  c = _components(tmp_path, copy_corpus, "price:dropout=0;attention_entropy")
+  batch = _mixed_batch(c)
+  variables = trainable_variables(c.model, c.heads, c.combiner)
+  grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
+  combined, total, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  with tf.GradientTape() as tape:
+    outputs = c.model(batch, training=True)
+    ref_losses, ref_weights, _ = head_losses(outputs, c.heads, batch, training=True)
+    ref_total, _ = c.combiner.combine(ref_losses, ref_weights)
+  reference = tape.gradient(ref_total, variables)
+  assert float(total) == pytest.approx(float(ref_total), rel=1e-5)
+  for g, r in zip(combined, reference):
+    assert (g is None) == (r is None)
+    if g is not None:
+      np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4,
+                                 atol=1e-6)
+
+
+def test_per_term_clipping_by_hand():
+  """g_a = (3, 4) (norm 5), g_b = (0.6, 0.8) (norm 1), weight of a 2 (weighted norm 10), clip 2:
+  g_a is scaled by 2/10 -> (0.6, 0.8), weighted (1.2, 1.6) (norm 2); b (norm 1 <= 2) is
+  untouched; sum (1.8, 2.4). A global clip of the weighted sum (6.6, 8.8) (norm 11) would have
+  shrunk b to 2/11 of itself."""
+  grads = {"a": [tf.constant([3.0, 4.0])], "b": [tf.constant([0.6, 0.8])]}
+  clipped = term_gradients.clip_terms(grads, {"a": 2.0, "b": 1.0}, 2.0)
+  assert clipped["a"][0].numpy().tolist() == pytest.approx([0.6, 0.8])
+  assert clipped["b"][0].numpy().tolist() == pytest.approx([0.6, 0.8])
+  combiner = _combiner("fixed", ["a", "b"], term_clip_norm=2.0)
+  variables = [tf.Variable([0.0, 0.0])]
+  losses = {"a": tf.constant(1.0), "b": tf.constant(1.0)}
+  combined, total, _ = term_gradients.combine_terms(combiner, losses, {"a": 2.0, "b": 1.0},
+                                                    grads, variables)
+  assert combined[0].numpy().tolist() == pytest.approx([1.2 + 0.6, 1.6 + 0.8])
+  assert float(total) == pytest.approx(3.0)
+  zero = term_gradients.clip_terms({"a": [tf.zeros([2])]}, {"a": 1.0}, 1.0)
+  assert zero["a"][0].numpy().tolist() == [0.0, 0.0]  # a zero gradient stays zero, not NaN
+
+
+def test_step_with_term_gradients_applies_once(tmp_path, copy_corpus):
+  """metabalance + per-term clipping through make_train_step: one apply (iterations + 1)."""
+  config = tiny_config(tmp_path / "w", copy_corpus, True, precision="float32",
+                       combiner="metabalance", clip_per_term=True)
+  c = build_components(dataclasses.replace(config, heads=parse_heads_spec("price:dropout=0")))
+  assert c.optimizer.global_clipnorm is None  # the clip moved into the combiner
+  assert c.combiner.term_clip_norm == 1.0
+  batch = _mixed_batch(c)
+  step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
+  before = [v.numpy().copy() for v in c.model.trainable_variables]
+  result = step(batch)
+  assert int(c.optimizer.iterations.numpy()) == 1 and bool(result["finite"])
+  assert float(tf.reduce_max(c.combiner.norms)) > 0  # balancing state moved
+  assert any(not np.array_equal(a, v.numpy()) for a, v in zip(before, c.model.trainable_variables))
+  step(batch)
+  assert int(c.optimizer.iterations.numpy()) == 2
+
+
+def test_sgd_step_equals_the_combined_gradient(tmp_path, copy_corpus):
+  """With SGD(lr=1) and no clip, the weights move by exactly the per-term combination."""
+  c = _components(tmp_path, copy_corpus, clip_norm=0.0, combiner="pcgrad")
+  batch = _mixed_batch(c)
+  variables = trainable_variables(c.model, c.heads, c.combiner)
+  grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
+  expected, _, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  before = [v.numpy().copy() for v in variables]
+  optimizer = keras.optimizers.SGD(1.0)
+  optimizer.build(variables)
+  make_train_step(c.model, c.heads, c.combiner, optimizer)(batch)
+  for b, v, g in zip(before, variables, expected):
+    if g is not None:
+      np.testing.assert_allclose(b - v.numpy(), g.numpy(), rtol=1e-4, atol=1e-6)

@@ -1,0 +1,124 @@
+"""Magnitude balancing towards the main task, per shared weight tensor (issue 18).
+
+Both combiners take per-term gradients over the shared weights (training/term_gradients.py),
+leave the main task's gradient (`--main_task`, default `translation`) as it is, and rescale
+every auxiliary gradient towards the main one's magnitude with relax factor r (`--balance_relax`):
+g_aux <- g_aux * (r * scale + 1 - r); r = 0 is the plain weighted sum, r = 1 full equalisation.
+Their state (moving averages per term and tensor) is non-trainable combiner state, saved in the
+checkpoint with the rest of the combiner. Weights only one term reaches (the heads' own, the
+decoder when only translation reads it) get the plain weighted gradient.
+"""
+import tensorflow as tf
+
+from training.combine import register_combiner
+from training.combine_grad import GradientCombiner
+
+
+def _check_relax(relax: float) -> float:
+  if not 0.0 <= relax <= 1.0:
+    raise ValueError(f"relax factor must be in [0, 1], got {relax}")
+  return float(relax)
+
+
+@register_combiner("metabalance")
+class MetaBalance(GradientCombiner):
+  """He et al. 2022, "MetaBalance: Improving Multi-Task Recommendations via Adapting Gradient
+  Magnitudes of Auxiliary Tasks" (WWW 2022, Algorithm 1).
+
+  For every shared tensor k and term i, m_ik <- beta m_ik + (1 - beta) ||w_i g_ik|| (beta = 0.9,
+  starting from 0 as in the paper's code); each auxiliary gradient becomes
+  w_i g_ik (r m_main,k / m_ik + 1 - r); G_k = the sum over terms. A tensor the main task does not
+  reach keeps its auxiliary gradients unscaled (the paper assumes the main task reaches every
+  shared tensor). State: m, [K, tensors of the model].
+  """
+  needs_main_task = True
+  needs_variables = True
+  beta = 0.9
+
+  def __init__(self, term_names, variables=(), relax: float = 0.7, **kwargs):
+    super().__init__(term_names, **kwargs)
+    self.relax = _check_relax(relax)
+    self.slots = len(variables)
+    self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
+                                                              max(self.slots, 1)),
+                                 initializer="zeros", trainable=False)
+
+  def combine_tensors(self, losses, weights, grads, positions):
+    names = self.term_names
+    used = {n: tf.constant(weights[n], tf.float32) for n in names}
+    tracked = [k for k, p in enumerate(positions) if p < self.slots]
+    if not tracked:
+      return used, [tf.add_n([weights[n] * grads[n][k] for n in names])
+                    for k in range(len(positions))], tf.constant(0.0)
+    index = tf.constant([positions[k] for k in tracked], tf.int32)
+    current = tf.stack([tf.stack([tf.norm(weights[n] * grads[n][k]) for k in tracked])
+                        for n in names])  # [K, S]
+    previous = tf.gather(tf.convert_to_tensor(self.norms), index, axis=1)
+    moving = self.beta * previous + (1 - self.beta) * current
+    self.norms.assign(tf.transpose(tf.tensor_scatter_nd_update(
+        tf.transpose(tf.convert_to_tensor(self.norms)), index[:, None], tf.transpose(moving))))
+    main = names.index(self.main_task)
+    ratio = tf.math.divide_no_nan(moving[main][None, :], moving)  # [K, S]
+    factor = tf.where(moving[main][None, :] > 0, self.relax * ratio + 1 - self.relax, 1.0)
+    column = {k: s for s, k in enumerate(tracked)}
+    shared = []
+    for k in range(len(positions)):
+      parts = []
+      for i, n in enumerate(names):
+        scale = 1.0 if (i == main or k not in column) else factor[i, column[k]]
+        parts.append(scale * weights[n] * grads[n][k])
+      shared.append(tf.add_n(parts))
+    return used, shared, tf.constant(0.0)
+
+
+@register_combiner("task_moments")
+class TaskMoments(GradientCombiner):
+  """Per-task second moments: an answer to one task dominating Adam's second moments (the
+  problem AdaTask, Yang et al., AAAI 2023, solves with per-task Adam accumulators).
+
+  For every element of every shared tensor, v_i <- beta2 v_i + (1 - beta2) (w_i g_i)^2 per term
+  (beta2 = 0.98, Adam's here); each auxiliary gradient becomes
+  w_i g_i (r sqrt(v_main) / (sqrt(v_i) + eps) + 1 - r), elementwise (1 where v_main = 0). With
+  r = 1 every auxiliary gradient enters the one Adam at the main task's per-element RMS, so
+  Adam's second moment is at most about K times the main task's own instead of being set by a
+  task whose gradient is 3-15x larger; the update stays one Adam step (AdaTask instead keeps
+  K Adam states and sums K normalised steps). The bias corrections of v_main and v_i cancel
+  in the ratio. State: K copies of every model weight (memory K x model size).
+  """
+  needs_main_task = True
+  needs_variables = True
+  beta_2 = 0.98
+  epsilon = 1e-12
+
+  def __init__(self, term_names, variables=(), relax: float = 0.7, **kwargs):
+    super().__init__(term_names, **kwargs)
+    self.relax = _check_relax(relax)
+    self.slots = len(variables)
+    self.moments = [[self.add_weight(name=f"v_{i}_{j}", shape=tuple(v.shape),
+                                     initializer="zeros", trainable=False)
+                     for j, v in enumerate(variables)] for i in range(len(self.term_names))]
+
+  def combine_tensors(self, losses, weights, grads, positions):
+    names = self.term_names
+    main = names.index(self.main_task)
+    shared = []
+    for k, p in enumerate(positions):
+      weighted = [weights[n] * grads[n][k] for n in names]
+      if p >= self.slots:
+        shared.append(tf.add_n(weighted))
+        continue
+      v = []
+      for i, g in enumerate(weighted):
+        v.append(self.beta_2 * self.moments[i][p] + (1 - self.beta_2) * tf.square(g))
+        self.moments[i][p].assign(v[i])
+      rms_main = tf.sqrt(v[main])
+      parts = []
+      for i, g in enumerate(weighted):
+        if i == main:
+          parts.append(g)
+          continue
+        ratio = rms_main / (tf.sqrt(v[i]) + self.epsilon)
+        parts.append(g * tf.where(v[main] > 0, self.relax * ratio + 1 - self.relax, 1.0))
+      shared.append(tf.add_n(parts))
+    used = {n: tf.constant(weights[n], tf.float32) for n in names}
+    return used, shared, tf.constant(0.0)

@@ -1,0 +1,220 @@
+"""Per-term gradients over the weights, at about the cost of one joint pass (issue 18).
+
+Gradient combiners (`pcgrad`, `mgda_ub`, `gradnorm`, `metabalance`, `task_moments`) and
+per-term clipping need one gradient per loss term over the *shared weights* (encoder and
+embeddings): at the encoder boundary, terms computed on different rows (price on listing
+titles, translation on sentence pairs) never meet (docs/balancing.md).
+
+Cost: heads are grouped by the rows their labels live on (`row_keys`). Each group runs its own
+forward pass on its own rows only, so groups on disjoint rows (price / translation) together cost
+about one joint pass. Within a group the first term costs one backward; every further term on
+the same rows costs one extra backward (e.g. an attention regulariser beside translation).
+A row outside a head's rows contributes exactly 0 to its loss (the Head contract masks missing
+labels), so restricting the head to its rows changes neither its sum nor its count.
+"""
+from typing import Dict, List
+
+import keras
+import tensorflow as tf
+
+from training import step as step_lib
+
+# Label key -> bool [B]: the rows where the label is present (others give the head loss 0).
+ROW_RULES = {
+    "target_out": lambda b: tf.reduce_any(tf.not_equal(b["target_out"], 0), axis=1),
+    "price": lambda b: tf.logical_not(tf.math.is_nan(b["price"])),
+    "domain": lambda b: tf.greater_equal(b["domain"], 0),
+    "alignment": lambda b: tf.not_equal(b["alignment"], ""),
+}
+
+
+def uses_term_gradients(combiner) -> bool:
+  """Whether the step takes per-term gradients over the weights for this combiner."""
+  if getattr(combiner, "term_clip_norm", 0.0):
+    return True
+  return (getattr(combiner, "needs_gradients", False)
+          and getattr(combiner, "gradient_space", "weights") == "weights")
+
+
+def row_keys(head) -> tuple:
+  """The label keys (with a row rule) that select the rows a head's loss can be non-zero on;
+  () = every row (a head without such labels, e.g. an attention regulariser)."""
+  keys = set(head.labels) | {getattr(head.options, "label", None)}
+  return tuple(sorted(k for k in keys if k in ROW_RULES))
+
+
+def row_groups(heads) -> Dict[tuple, list]:
+  """{row keys: heads}, in the heads' order (translation's group first)."""
+  groups = {}
+  for head in heads:
+    groups.setdefault(row_keys(head), []).append(head)
+  return groups
+
+
+def select_rows(batch, keys):
+  """The rows of `batch` where every label in `keys` is present (all rows for ())."""
+  if not keys:
+    return batch
+  rows = ROW_RULES[keys[0]](batch)
+  for key in keys[1:]:
+    rows &= ROW_RULES[key](batch)
+  return {name: tf.boolean_mask(value, rows) for name, value in batch.items()}
+
+
+def term_gradients(model, heads, batches, variables, loss_scale=None):
+  """Each term's gradient over `variables` of its globally normalised loss, summed over
+  micro-batches; one forward pass per row group and micro-batch.
+
+  Returns ({term: [dense float32 gradient, or None where the term does not reach]},
+  losses {term: scalar}, weights {term: float}, counts {term: scalar}).
+  """
+  counts = step_lib.global_counts(model, heads, batches) if len(batches) > 1 else None
+  grads, losses, weights, all_counts = {}, {}, {}, {}
+  for batch in batches:
+    for keys, group in row_groups(heads).items():
+      part = _group_gradients(model, group, select_rows(batch, keys), variables, counts,
+                              loss_scale)
+      for name, (grad, loss, weight, count) in part.items():
+        grads[name] = grad if name not in grads else [_add(a, b) for a, b in
+                                                      zip(grads[name], grad)]
+        losses[name] = losses.get(name, 0.0) + loss
+        weights[name], all_counts[name] = weight, count
+  return grads, losses, weights, all_counts
+
+
+def _group_gradients(model, heads, batch, variables, counts, loss_scale):
+  """{term: (grads, normalised loss, weight, global count)} of one row group's forward pass:
+  one backward per term from one persistent tape."""
+  with tf.GradientTape(persistent=True) as tape:
+    outputs = model(batch, training=True)
+    terms, weights = step_lib.head_terms(outputs, heads, batch, training=True)
+    if counts is None:
+      counts = step_lib.all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
+    means = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
+             for n, t in terms.items()}
+  result = {}
+  for name, mean in means.items():
+    target = mean if loss_scale is None else mean * loss_scale
+    grads = [None if g is None else tf.convert_to_tensor(g)
+             for g in tape.gradient(target, variables)]
+    if loss_scale is not None:
+      grads = [None if g is None else g / tf.cast(loss_scale, g.dtype) for g in grads]
+    result[name] = (grads, mean, weights[name], counts[name])
+  del tape
+  return result
+
+
+def _add(a, b):
+  if a is None or b is None:
+    return b if a is None else a
+  return a + b
+
+
+def combined_gradients(model, heads, combiner, optimizer, variables, batches):
+  """The step's gradient from per-term gradients over the weights:
+  (grads, total, losses, used, counts), as step.summed_gradients returns them."""
+  scale = None
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    scale = tf.cast(optimizer.dynamic_scale, tf.float32)  # the optimizer unscales in apply
+  grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale)
+  combined, total, used = combine_terms(combiner, losses, weights, grads, variables)
+  if scale is not None:
+    combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
+  return combined, total, losses, used, counts
+
+
+def combine_terms(combiner, losses, weights, grads, variables):
+  """Per-term gradients -> the one gradient over `variables`: (grads, total, used).
+
+  Loss-based combiners: each term's gradient times d(combined loss)/d(loss_i). Gradient
+  combiners: `combine_tensors` over the tensors at least two terms reach (shared), the
+  weighted sum `used_i g_i` elsewhere. Per-term clipping (`term_clip_norm`) first, on the
+  weighted gradient of each term over every weight it reaches.
+  """
+  names = combiner.term_names
+  if getattr(combiner, "needs_gradients", False):
+    grads = clip_terms(grads, {n: weights[n] for n in names}, combiner.term_clip_norm)
+    shared = shared_positions(grads, names)
+    with tf.GradientTape() as tape:  # the combiner's own learnable weights (GradNorm)
+      used, shared_grads, extra = combiner.combine_tensors(
+          losses, weights, {n: [_dense(grads[n][j], variables[j]) for j in shared]
+                            for n in names}, shared)
+    total = tf.add_n([tf.stop_gradient(used[n]) * losses[n] for n in names]) + extra
+    own = _own_gradients(tape, extra, combiner)
+    coeffs = {n: tf.stop_gradient(tf.cast(used[n], tf.float32)) for n in names}
+  else:
+    total, used, coeffs, own = loss_coefficients(combiner, losses, weights)
+    grads = clip_terms(grads, coeffs, combiner.term_clip_norm)
+    shared, shared_grads = [], []
+  return _assemble(variables, names, grads, coeffs, dict(zip(shared, shared_grads)), own), \
+      total, used
+
+
+def loss_coefficients(combiner, losses, weights):
+  """A loss-based combiner on constant losses: (total, used, {term: d total / d loss_term},
+  {id(variable): gradient} of the combiner's own learnable variables)."""
+  names = combiner.term_names
+  values = {n: tf.stop_gradient(losses[n]) for n in names}
+  with tf.GradientTape(persistent=True) as tape:
+    tape.watch([values[n] for n in names])
+    total, used = combiner.combine(values, weights)
+  coeffs = dict(zip(names, tape.gradient(total, [values[n] for n in names])))
+  coeffs = {n: tf.zeros([]) if c is None else c for n, c in coeffs.items()}
+  own = _own_gradients(tape, total, combiner)
+  del tape
+  # The reported total is the combined loss of the step's losses (its value; not a gradient).
+  return total, used, coeffs, own
+
+
+def _own_gradients(tape, target, combiner):
+  own = combiner.trainable_variables
+  if not own:
+    return {}
+  return {id(v): g for v, g in zip(own, tape.gradient(target, own))}
+
+
+def clip_terms(grads, coeffs, clip_norm: float):
+  """Scales each term's gradient so that ||coeff_i * g_i|| (over every weight it reaches) is at
+  most `clip_norm` (0 = no clipping). One term's norm no longer shrinks another's update."""
+  if not clip_norm:
+    return grads
+  clipped = {}
+  for name, parts in grads.items():
+    norm = tf.linalg.global_norm([g for g in parts if g is not None]) * tf.abs(coeffs[name])
+    factor = float(clip_norm) / tf.maximum(norm, float(clip_norm))  # 1 when norm <= clip
+    clipped[name] = [None if g is None else g * tf.cast(factor, g.dtype) for g in parts]
+  return clipped
+
+
+def term_norms(grads, coeffs) -> Dict[str, tf.Tensor]:
+  """{term: ||coeff_i * g_i||} over every weight the term reaches."""
+  return {n: tf.linalg.global_norm([g for g in parts if g is not None]) * tf.abs(coeffs[n])
+          for n, parts in grads.items()}
+
+
+def shared_positions(grads, names) -> List[int]:
+  """Indices of the variables that at least two terms reach (the shared weights)."""
+  length = len(grads[names[0]])
+  return [j for j in range(length) if sum(grads[n][j] is not None for n in names) >= 2]
+
+
+def _dense(grad, variable):
+  """float32, with the variable's static shape (a densified embedding gradient has none)."""
+  if grad is None:
+    return tf.zeros(variable.shape, tf.float32)
+  return tf.reshape(tf.cast(grad, tf.float32), variable.shape)
+
+
+def _assemble(variables, names, grads, coeffs, shared, own):
+  """One gradient per variable: the combiner's for shared ones, its own variables' gradients,
+  sum_i coeff_i g_i elsewhere (None where no term reaches)."""
+  result = []
+  for j, variable in enumerate(variables):
+    if j in shared:
+      result.append(tf.cast(shared[j], variable.dtype))
+    elif id(variable) in own:
+      result.append(own[id(variable)])
+    else:
+      parts = [coeffs[n] * grads[n][j] for n in names if grads[n][j] is not None]
+      result.append(tf.add_n(parts) if parts else None)
+  return result
