@@ -1,6 +1,7 @@
 """`--mode=export`: a SavedModel whose serving signature maps raw strings to translations and
 head predictions, with SentencePiece tokenisation inside the graph (only TensorFlow and
 tensorflow-text are needed to load it)."""
+import json
 import os
 import shutil
 import tempfile
@@ -8,6 +9,7 @@ import tempfile
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from heads.base import call_head, float32_outputs
 from model import decoding
 
 BOS, EOS = 2, 3
@@ -37,10 +39,10 @@ class Translator(tf.Module):
     ids = decoding.decode(self.model, source, self.eval_config.beam_size,
                           self.eval_config.length_penalty, self.eval_config.max_decode_length)
     result = {"translation": self._detokenize(ids)}
-    encoded = self.model.encode(source, training=False)
+    encoded = float32_outputs(self.model.encode(source, training=False))
     for head in self.heads:
       if set(head.reads) <= set(encoded):
-        for key, value in head.predict(encoded).items():
+        for key, value in call_head(head, head.predict, encoded).items():
           result[f"{head.head_name}/{key}"] = value
     return result
 
@@ -50,6 +52,26 @@ class Translator(tf.Module):
     before_eos = tf.cumsum(tf.cast(tf.equal(ids, EOS), tf.int32), axis=1, exclusive=True) == 0
     keep = before_eos & (ids != EOS) & (ids != 0) & (ids != BOS)
     return self.target_tokenizer.detokenize(tf.ragged.boolean_mask(ids, keep))
+
+
+LABELS_FILE = "labels.json"
+
+
+def label_meanings(heads) -> dict:
+  """What integer head outputs mean, for LABELS_FILE beside the SavedModel: the class names of
+  outputs named after a label with names (e.g. "domain/domain" -> sorted domain names) and the
+  bucket edges of bucketing heads (e.g. "price/price_bucket" -> {"edges": [...]}: bucket i
+  holds prices in [edges[i-1], edges[i]))."""
+  meanings = {}
+  for head in heads:
+    names = (getattr(head.context, "label_info", None) or {}).get(head.head_name)
+    if isinstance(names, tuple) and names:
+      meanings[f"{head.head_name}/{head.head_name}"] = list(names)
+    edges = getattr(head, "edges", None)
+    if edges is not None:
+      meanings[f"{head.head_name}/{head.head_name}_bucket"] = {
+          "edges": [float(e) for e in tf.convert_to_tensor(edges).numpy()]}
+  return meanings
 
 
 def export(components, directory: str) -> str:
@@ -63,6 +85,8 @@ def export(components, directory: str) -> str:
   tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
   try:
     tf.saved_model.save(translator, tmp, signatures={"serving_default": translator.translate})
+    with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
+      json.dump(label_meanings(translator.heads), f, indent=2, sort_keys=True)
     if os.path.exists(directory):
       shutil.rmtree(directory)
     os.replace(tmp, directory)
