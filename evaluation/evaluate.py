@@ -1,6 +1,7 @@
 """Translate a split (or raw lines) and score it: sacreBLEU metrics plus every head's metrics."""
 import itertools
 import time
+import weakref
 from typing import Callable, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -8,9 +9,22 @@ import tensorflow as tf
 
 from configs.config import EvalConfig
 from evaluation.scorers import score_corpus
+from heads.base import call_head, float32_outputs
 from model import decoding
 
 TRANSLATE_WINDOW_LINES = 1000  # --mode=translate reads, sorts and decodes this many lines at once
+
+# model -> {key: tf.function}: evaluation's traced functions, made once per model and settings,
+# so a run's validations reuse one trace instead of tracing beam search at every validation.
+_TRACED = weakref.WeakKeyDictionary()
+
+
+def traced_once(model, key: tuple, make: Callable):
+  """`make()` the first time (model, key) is asked for, the same function afterwards."""
+  functions = _TRACED.setdefault(model, {})
+  if key not in functions:
+    functions[key] = make()
+  return functions[key]
 
 
 def make_decoder(model, eval_config: EvalConfig):
@@ -104,8 +118,8 @@ def make_stats_fn(model, heads):
   """A traced `batch -> {head: additive metric statistics}` (teacher forcing, training=False)."""
   @tf.function(reduce_retracing=True)
   def stats_fn(batch):
-    outputs = model(batch, training=False)
-    return {head.head_name: head.metric_stats(outputs, batch) for head in heads}
+    outputs = float32_outputs(model(batch, training=False))
+    return {head.head_name: call_head(head, head.metric_stats, outputs, batch) for head in heads}
   return stats_fn
 
 
@@ -130,7 +144,9 @@ def evaluate_split(components, eval_config: EvalConfig, split: str,
   bundle, model = components.bundle, components.model
   dataset = bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples)
   start = time.time()
-  decode_fn = make_decoder(model, eval_config)
+  decode_fn = traced_once(model, ("decode", eval_config.beam_size, eval_config.length_penalty,
+                                  eval_config.max_decode_length),
+                          lambda: make_decoder(model, eval_config))
   references = [t.decode("utf-8") for batch in dataset for t in batch["target_text"].numpy()]
   if any(references):
     hypotheses = translate_batches(decode_fn, dataset, bundle.target_tokenizer,
@@ -149,7 +165,8 @@ def evaluate_split(components, eval_config: EvalConfig, split: str,
 def head_metrics(components, datasets, totals: Optional[Dict] = None) -> Dict:
   """{head name: {metric: value}} over the split of every source (e.g. prices come from the
   listings, translation from the main corpus); the summed statistics go into `totals`."""
-  stats_fn = make_stats_fn(components.model, components.heads)
+  stats_fn = traced_once(components.model, ("stats",) + tuple(id(h) for h in components.heads),
+                         lambda: make_stats_fn(components.model, components.heads))
   totals = {} if totals is None else totals
   for dataset in datasets:
     head_metric_stats(stats_fn, dataset, totals)

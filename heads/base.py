@@ -15,12 +15,16 @@ Rules a head follows (tests in tests/heads/contract_test.py check them for every
     that evaluation can sum them over batches and replicas; `metric_results` turns summed stats
     into the reported numbers.
 """
+import contextlib
 import dataclasses
-from typing import Any, ClassVar, Dict, Mapping, NamedTuple, Tuple
+import inspect
+from typing import Any, Callable, ClassVar, Dict, Mapping, NamedTuple, Tuple
 
 import keras
 import numpy as np
 import tensorflow as tf
+
+from configs.errors import UserError
 
 
 class LossTerm(NamedTuple):
@@ -119,3 +123,53 @@ def safe_mean(term: LossTerm) -> tf.Tensor:
   """total / count, 0 where count == 0 (never NaN)."""
   total = tf.cast(term.total, tf.float32)
   return tf.math.divide_no_nan(total, tf.cast(term.count, tf.float32))
+
+
+def _to_float32(value):
+  if isinstance(value, (list, tuple)):
+    return type(value)(_to_float32(v) for v in value)
+  dtype = getattr(value, "dtype", None)
+  if dtype is not None and tf.as_dtype(dtype).is_floating and tf.as_dtype(dtype) != tf.float32:
+    return tf.cast(value, tf.float32)
+  return value
+
+
+def float32_outputs(outputs: Mapping[str, Any]) -> Dict[str, Any]:
+  """Model outputs as every head sees them: floating tensors in float32.
+
+  Heads run in float32 whatever the model's precision (they are small, and their losses must
+  be float32 anyway), so a head written and tested in float32 also works under mixed_bfloat16
+  and mixed_float16. Gradients flow back through the casts into the model unchanged.
+  """
+  return {key: _to_float32(value) for key, value in outputs.items()}
+
+
+@contextlib.contextmanager
+def float32_policy():
+  """Keras layers created inside (a head and its sublayers) compute in float32."""
+  previous = keras.config.dtype_policy()
+  keras.config.set_dtype_policy("float32")
+  try:
+    yield
+  finally:
+    keras.config.set_dtype_policy(previous)
+
+
+def is_builtin(head) -> bool:
+  return type(head).__module__.split(".")[0] == "heads"
+
+
+def call_head(head: "Head", method: Callable, *args, **kwargs):
+  """`method(*args, **kwargs)` of `head`. An exception inside a user's own head (one from
+  --head_modules) becomes `UserError("head NAME (FILE): ...")`, one line instead of a
+  TensorFlow traceback; a built-in head's exception is a bug and keeps its traceback."""
+  if is_builtin(head):
+    return method(*args, **kwargs)
+  try:
+    return method(*args, **kwargs)
+  except UserError:
+    raise
+  except Exception as e:  # the user's code, reported in one line  pylint: disable=broad-except
+    where = inspect.getsourcefile(type(head)) or type(head).__module__
+    message = " ".join(str(e).split())
+    raise UserError(f"head {head.head_name!r} ({where}): {type(e).__name__}: {message}") from e

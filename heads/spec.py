@@ -13,11 +13,13 @@ import sys
 import typing
 from typing import List, Sequence, Tuple
 
+import tensorflow as tf
+
 from configs.config import HeadSpec
 from configs.errors import UserError
 from configs.parsing import check_unique_heads, parse_heads_spec  # noqa: F401  (re-exported)
 from heads import synthetic
-from heads.base import Head, HeadContext
+from heads.base import Head, HeadContext, float32_policy
 from heads.registry import get_head_class, registered_heads
 from model.seeding import component_seed
 
@@ -96,14 +98,14 @@ def build_heads(specs: Sequence[HeadSpec], context: HeadContext) -> List[Head]:
     options = make_options(cls, spec)
     if options.weight == 0 and spec.name != "translation":
       continue  # not built at all: training is bit-identical to not naming the head
-    with component_seed(context.seed, f"head/{spec.name}"):
+    with component_seed(context.seed, f"head/{spec.name}"), float32_policy():
       try:
         head = cls(options, context)
       except ValueError as e:  # e.g. an unknown activation name, from Keras
         if isinstance(e, UserError):
           raise
         raise UserError(f"head {spec.name!r}: {_one_line(e)}") from None
-    _run_once(head, context)
+      _run_once(head, context)
     heads.append(head)
   return heads
 
@@ -117,7 +119,7 @@ def _run_once(head: Head, context: HeadContext) -> None:
   outputs = synthetic.synthetic_outputs(context)
   try:
     head.loss_terms(outputs, synthetic.synthetic_batch(context, head.labels), training=False)
-  except Exception as e:  # pylint: disable=broad-except
+  except (ValueError, TypeError, KeyError, IndexError, AttributeError, tf.errors.OpError) as e:
     raise UserError(f"head {head.head_name!r} has unbuilt sublayers and failed on synthetic "
                     f"outputs ({type(e).__name__}: {_one_line(e)}); build its sublayers in "
                     f"__init__") from e
@@ -125,6 +127,12 @@ def _run_once(head: Head, context: HeadContext) -> None:
 
 def _one_line(error: BaseException) -> str:
   return " ".join(str(error).split())
+
+
+# What importing a user's module can raise for a mistake in it (anything else is a bug with its
+# traceback).
+_IMPORT_ERRORS = (ImportError, SyntaxError, OSError, NameError, AttributeError, TypeError,
+                  ValueError, KeyError, IndexError, RuntimeError)
 
 
 def import_head_modules(entries: Sequence[str]) -> None:
@@ -155,7 +163,7 @@ def import_head_modules(entries: Sequence[str]) -> None:
         importlib.import_module(entry)
     except UserError:
       raise
-    except Exception as e:  # the user's own error, shown in one line  pylint: disable=broad-except
+    except _IMPORT_ERRORS as e:  # the user's own error, shown in one line
       if entry.endswith(".py"):
         sys.modules.pop(name, None)
       raise UserError(f"--head_modules: importing {entry!r} failed: "

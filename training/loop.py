@@ -10,7 +10,7 @@ from configs.config import Config
 from configs.errors import UserError
 from evaluation import inspect
 from evaluation.evaluate import evaluate_split
-from training import averaging, distribute, workdir as wd
+from training import averaging, distribute, preflight, workdir as wd
 from training.baselines import check_schedule, make_schedule
 from training.components import (PIPELINE_KEY, build_components, checkpoint_dir,
                                  make_checkpoint, pipeline_fingerprint)
@@ -42,11 +42,15 @@ def train(config: Config) -> dict:
   wall_start = time.time()
   train_cfg = config.train
   strategy = distribute.make_strategy(train_cfg.distribute)
-  check_step_options(train_cfg.combiner, train_cfg.accum_steps, distribute.replicas(strategy))
+  check_step_options(train_cfg.combiner, train_cfg.accum_steps, distribute.replicas(strategy),
+                     train_cfg.gradient_space, train_cfg.clip_per_term)
   check_schedule(config, distribute.replicas(strategy))
   config = dataclasses.replace(config, workdir=distribute.worker_workdir(strategy, config.workdir))
   with wd.fresh_workdir_rollback(config.workdir):
     wd.prepare_workdir(config)
+    summary = preflight.describe_run(config)
+    logging.info("resolved run:\n%s", summary)
+    wd.atomic_write_text(os.path.join(config.workdir, preflight.RUN_SUMMARY), summary + "\n")
     with distribute.scope(strategy):
       c = build_components(config)
       averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed

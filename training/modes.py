@@ -49,13 +49,9 @@ def components_for_inference(config: Config):
 
 
 def _read_lines(path: str, what: str):
-  try:
-    with open(path, encoding="utf-8") as f:
-      return [line.rstrip("\n") for line in f]
-  except FileNotFoundError:
-    raise UserError(f"{what} {path!r} does not exist") from None
-  except UnicodeDecodeError as e:
-    raise UserError(f"{what} {path!r} is not valid UTF-8 (byte {e.start})") from None
+  """The lines of a user's file, through the data package's one line reader."""
+  from data.text_files import read_lines
+  return read_lines(path, what, allow_empty=True)
 
 
 @register_mode("evaluate")
@@ -134,12 +130,13 @@ def translate_mode(config: Config) -> None:
 
 def _head_predictions(c, source) -> dict:
   """Predictions of every head that reads only the encoder, as JSON-ready lists."""
-  encoded = c.model.encode(source, training=False)
+  from heads.base import call_head, float32_outputs
+  encoded = float32_outputs(c.model.encode(source, training=False))
   result = {}
   for head in c.heads:
     if head.head_name == "translation" or not set(head.reads) <= set(encoded):
       continue
-    for key, value in head.predict(encoded).items():
+    for key, value in call_head(head, head.predict, encoded).items():
       values = tf.convert_to_tensor(value).numpy().tolist()
       names = head.context.label_info.get(key)  # e.g. domain ids -> catalog names
       if isinstance(names, tuple):

@@ -131,7 +131,13 @@ def gradient_fn(model, heads, combiner, optimizer, variables):
         scaled = optimizer.scale_loss(total) if scales_loss else total
       return tape.gradient(scaled, variables), total, losses, used, counts
     return boundary
-  return lambda batches: summed_gradients(model, heads, combiner, optimizer, variables, batches)
+
+  def summed(batches):
+    if len(batches) > 1 and combiner.combiner_name != "fixed":  # combine once, exactly
+      return term_gradients.combined_gradients(model, heads, combiner, optimizer, variables,
+                                               batches)
+    return summed_gradients(model, heads, combiner, optimizer, variables, batches)
+  return summed
 
 
 def summed_gradients(model, heads, combiner, optimizer, variables, batches):
@@ -215,14 +221,28 @@ def _reduce_replicas(strategy, per_replica):
           {n: first(v) for n, v in counts.items()})
 
 
-def check_step_options(combiner_name: str, accum_steps: int, replicas: int) -> None:
-  """Exact global normalisation holds for combiners linear in the losses; refuse the rest."""
+def check_step_options(combiner_name: str, accum_steps: int, replicas: int,
+                       gradient_space: str = "weights", clip_per_term: bool = False) -> None:
+  """Refuses what the step cannot do exactly.
+
+  Accumulation: `fixed` sums the micro-batches' gradients; every other combiner (and per-term
+  clipping) combines once per step, on per-term gradients summed over the micro-batches
+  (training/term_gradients.py), except gradient combiners at the encoder boundary. Several
+  replicas: only `fixed` without per-term clipping (the per-term path does not all-reduce
+  per-term gradients yet).
+  """
   from configs.errors import UserError  # pylint: disable=import-outside-toplevel
+  from training.combine import get_combiner_class  # pylint: disable=import-outside-toplevel
   if accum_steps < 1:
     raise UserError(f"--accum_steps must be >= 1, got {accum_steps}")
-  if (accum_steps > 1 or replicas > 1) and combiner_name != "fixed":
-    raise UserError(f"--combiner={combiner_name} needs the whole batch's losses in one place; "
-                    f"with --accum_steps > 1 or several replicas only --combiner=fixed is exact")
+  if replicas > 1 and (combiner_name != "fixed" or clip_per_term):
+    raise UserError(f"--combiner={combiner_name}{' --clip_per_term' if clip_per_term else ''} "
+                    f"needs every replica's per-term gradients in one place; with several "
+                    f"replicas only --combiner=fixed (without --clip_per_term) is supported")
+  boundary = get_combiner_class(combiner_name).needs_gradients and gradient_space == "boundary"
+  if accum_steps > 1 and boundary:
+    raise UserError(f"--combiner={combiner_name} --gradient_space=boundary sees one "
+                    f"micro-batch; with --accum_steps > 1 use --gradient_space=weights")
 
 
 def _gradient_combined_loss(tape, model, heads, combiner, batch):
