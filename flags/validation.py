@@ -142,6 +142,8 @@ def check_train(config: Config) -> None:
   if train.clip_per_term and not train.clip_norm:
     raise UserError("--clip_per_term: clips each term to --clip_norm, which is 0 (off); give "
                     "--clip_norm > 0")
+  if train.init_from:
+    check_init_from(train.init_from, config.workdir)
   if train.distribute == "multi_worker" and not os.environ.get("TF_CONFIG"):
     raise UserError("--distribute=multi_worker: the TF_CONFIG environment variable is not set; "
                     "it describes the cluster and this worker (README, 'Several devices')")
@@ -166,6 +168,37 @@ def check_eval(config: Config) -> None:
                     f"{config.train.keep_checkpoints} checkpoints are kept; give at most that")
 
 
+def check_init_from(text: str, workdir: str) -> None:
+  """--init_from=WORKDIR[@STEP]: a trained run's directory (not this run's), STEP >= 0."""
+  source, _, step = text.rpartition("@") if "@" in text else (text, "", "")
+  if step and not step.isdigit():
+    raise UserError(f"--init_from={text}: expected WORKDIR[@STEP] with STEP an integer >= 0, "
+                    f"got step {step!r}")
+  if not os.path.isfile(os.path.join(source, "config.json")):
+    raise UserError(f"--init_from={text}: {source!r} holds no trained run (no config.json); "
+                    "give the --workdir of a run that has checkpoints")
+  if os.path.abspath(source) == os.path.abspath(workdir):
+    raise UserError(f"--init_from={text}: is this run's own --workdir; rerunning a workdir "
+                    "resumes it, --init_from starts a new one")
+
+
+def check_serving(config: Config) -> None:
+  """--export_format=ctranslate2 / --engine=ctranslate2 / --ctranslate2_dir."""
+  ev = config.eval
+  if ev.ctranslate2_dir and os.path.isfile(ev.ctranslate2_dir):
+    raise UserError(f"--ctranslate2_dir={ev.ctranslate2_dir}: is a file; give a CTranslate2 "
+                    "model directory (written by --mode=export --export_format=ctranslate2)")
+  uses = {"engine": ev.engine == "ctranslate2" and config.mode in ("translate", "evaluate"),
+          "export_format": ev.export_format == "ctranslate2" and config.mode == "export"}
+  for name, used in uses.items():
+    if used and config.model.model != "transformer":
+      raise UserError(f"--{name}=ctranslate2: supports --model=transformer only, got "
+                      f"--model={config.model.model}")
+  if uses["engine"] and ev.output_format != "text":
+    raise UserError(f"--output_format={ev.output_format}: --engine=ctranslate2 writes "
+                    "translations only; head predictions need --engine=tensorflow")
+
+
 def check_heads(config: Config) -> None:
   for entry in config.head_modules:
     if entry.endswith(".py") and not os.path.isfile(entry):
@@ -174,7 +207,8 @@ def check_heads(config: Config) -> None:
       raise UserError(f"--head_modules={entry}: expected a .py file or a dotted module name")
 
 
-GROUP_CHECKS = (check_run, check_data, check_model, check_train, check_eval, check_heads)
+GROUP_CHECKS = (check_run, check_data, check_model, check_train, check_eval, check_serving,
+                check_heads)
 
 
 def validate(config: Config, values: Mapping, explicit: Callable[[str], bool],

@@ -43,6 +43,9 @@ STRING_CASES = {
     "heads": [["--heads=pri ce"], ["--heads=nope"], ["--heads=price:wieght=2"],
               ["--heads=price:weight=abc"], ["--heads=price;price"]],
     "head_modules": [[f"--head_modules={MISSING}.py"], ["--head_modules=not a module"]],
+    "init_from": [[f"--init_from={MISSING}"], [f"--init_from={ROOT}@x"],
+                  [f"--init_from={ROOT}"]],  # the repository holds no config.json
+    "ctranslate2_dir": [[f"--ctranslate2_dir={ROOT / 'main.py'}"]],
 }
 # Combinations: values each fine alone.
 COMBINATION_CASES = [
@@ -56,6 +59,9 @@ COMBINATION_CASES = [
     ["--distribute=multi_worker"],                    # TF_CONFIG unset in the test
     ["--clip_per_term", "--clip_norm=0"],
     ["--combiner=metabalance", "--gradient_space=boundary"],
+    ["--mode=export", "--export_format=ctranslate2", "--model=rnn"],
+    ["--mode=translate", "--engine=ctranslate2", "--model=rnn"],
+    ["--mode=translate", "--engine=ctranslate2", "--output_format=jsonl"],
 ]
 
 
