@@ -22,7 +22,8 @@ def check_registered(config: Config) -> None:
   _named("combiner", config.train.combiner, combine.get_combiner_class)
   _named("combiner", config.train.combiner,
          lambda _: combine.check_options(config.train, [n for n, _ in resolved_heads(config)]))
-  step.check_step_options(config.train.combiner, config.train.accum_steps, 1)
+  step.check_step_options(config.train.combiner, config.train.accum_steps, 1,
+                          config.train.gradient_space, config.train.clip_per_term)
   baselines.check_schedule(config)
   _check_select_metric(config, scorers.registered_scorers())
 

@@ -14,14 +14,41 @@ from model import outputs as out
 
 
 def head_view(outputs: Dict, head: Head) -> Dict:
-  """The outputs a head sees: encoder-side tensors carry the head's grad_scale on their gradient."""
+  """The outputs a head sees: encoder-side tensors carry the head's grad_scale on their gradient,
+  and so does its cross-attention where `with_scaled_attention` provided a copy for that scale."""
   scale = float(head.options.grad_scale)
   if scale == 1.0:
     return outputs
   view = dict(outputs)
   for key in (k for k in out.ENCODER_SIDE if k in outputs):
     view[key] = scale_gradient(outputs[key], scale)
+  scaled_attention = _scaled_attention_key(scale)
+  if scaled_attention in outputs:
+    view[out.CROSS_ATTENTION] = outputs[scaled_attention]
   return view
+
+
+def _scaled_attention_key(scale: float) -> str:
+  return f"{out.CROSS_ATTENTION}@grad_scale={scale!r}"
+
+
+def with_scaled_attention(model, outputs: Dict, heads: Sequence[Head], batch, training: bool):
+  """Adds, for each grad_scale != 1 of a head reading cross-attention, the cross-attention of a
+  decoder pass over gradient-scaled encoder outputs: the same values (with dropout off), but the
+  gradient such a head sends into the encoder through the attention keys is scaled. One extra
+  decoder forward per distinct scale; none when no attention head sets grad_scale."""
+  scales = {float(h.options.grad_scale) for h in heads
+            if out.CROSS_ATTENTION in h.reads and float(h.options.grad_scale) != 1.0}
+  if not scales or not hasattr(model, "decode"):
+    return outputs
+  outputs = dict(outputs)
+  encoded = {k: outputs[k] for k in (out.ENCODER_OUTPUTS, out.ENCODER_MASK, out.ENCODER_SUMMARY)}
+  for scale in sorted(scales):
+    scaled = {k: scale_gradient(v, scale) if k in out.ENCODER_SIDE else v
+              for k, v in encoded.items()}
+    decoded = model.decode({"target_in": batch["target_in"]}, scaled, training=training)
+    outputs[_scaled_attention_key(scale)] = decoded[out.CROSS_ATTENTION]
+  return outputs
 
 
 def head_terms(outputs, heads: Sequence[Head], batch, training: bool):
@@ -50,7 +77,7 @@ def head_losses(outputs, heads: Sequence[Head], batch, training: bool):
 
 def compute_losses(model, heads: Sequence[Head], batch, training: bool):
   """Forward pass and every head's loss terms: (outputs, losses, weights, counts)."""
-  outputs = model(batch, training=training)
+  outputs = with_scaled_attention(model, model(batch, training=training), heads, batch, training)
   return (outputs,) + head_losses(outputs, heads, batch, training)
 
 

@@ -69,9 +69,36 @@ def test_per_micro_batch_means_would_differ(tmp_path, copy_corpus):
   assert abs(np.mean(per_batch) - exact) > 1e-4
 
 
-def test_non_linear_combiner_refused_with_accumulation():
-  with pytest.raises(UserError, match="only --combiner=fixed is exact"):
-    check_step_options("uncertainty", 4, 1)
-  with pytest.raises(UserError, match="only --combiner=fixed is exact"):
+@pytest.mark.parametrize("combiner", ["uncertainty", "pcgrad", "metabalance"])
+def test_non_linear_combiners_accumulate_exactly(tmp_path, copy_corpus, combiner):
+  """Issue 18: a combiner that is not linear in the losses combines once per step, on per-term
+  gradients summed over the micro-batches, so 4 micro-batches still equal their concatenation."""
+  config = tiny_config(tmp_path / "w", copy_corpus, True, precision="float32",
+                       combiner=combiner)
+  config = dataclasses.replace(config, heads=parse_heads_spec("price:dropout=0"))
+  data = build_components(config).bundle
+  iterator = iter(data.train_dataset(256, 0))
+  micro = tuple(next(iterator) for _ in range(4))
+  accumulated, weights_a = sgd_step_weights(config, micro)
+  whole, weights_b = sgd_step_weights(config, concat_batches(micro))
+  for key in ("loss", "loss/translation", "loss/price", "weight/price"):
+    assert float(accumulated[key]) == pytest.approx(float(whole[key]), rel=1e-5), key
+  moved = 0
+  for a, b in zip(weights_a, weights_b):
+    np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-6)
+  fresh = build_components(config)
+  for a, v in zip(weights_a, trainable_variables(fresh.model, fresh.heads, fresh.combiner)):
+    moved += int(not np.allclose(a, v.numpy()))
+  assert moved > 10
+
+
+def test_options_the_step_cannot_do_exactly_are_refused():
+  with pytest.raises(UserError, match="only --combiner=fixed"):
     check_step_options("pcgrad", 1, 2)
+  with pytest.raises(UserError, match="only --combiner=fixed"):
+    check_step_options("fixed", 1, 2, clip_per_term=True)
+  with pytest.raises(UserError, match="--gradient_space=boundary sees one micro-batch"):
+    check_step_options("pcgrad", 4, 1, "boundary")
   check_step_options("fixed", 4, 2)
+  check_step_options("uncertainty", 4, 1)
+  check_step_options("metabalance", 4, 1, "weights", True)
