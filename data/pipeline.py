@@ -38,8 +38,7 @@ def read_prepared(files, seed=None) -> tf.data.Dataset:
   else:
     lines = tf.data.Dataset.from_tensor_slices(list(files)).shuffle(
         len(files), seed=seed, reshuffle_each_iteration=True).interleave(
-            tf.data.TextLineDataset, cycle_length=min(len(files), 4), block_length=1,
-            deterministic=True)
+            tf.data.TextLineDataset, cycle_length=min(len(files), 4), block_length=1)
   return lines.map(parse_line, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 

@@ -36,7 +36,7 @@ def iter_lines(path: str, what: str = "data file", allow_empty: bool = False) ->
         line = raw.decode("utf-8").rstrip("\n").rstrip("\r")
       except UnicodeDecodeError as e:
         raise UserError(f"{path}:{number}: invalid UTF-8 at byte {e.start} of the line; "
-                        f"{what}s must be UTF-8") from None
+                        f"{what} {path!r} must be UTF-8") from None
       yield line.lstrip("\ufeff") if number == 1 else line
   if not number and not allow_empty:
     raise UserError(f"{what} {path!r} is empty")
