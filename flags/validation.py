@@ -51,7 +51,7 @@ RANGES: Dict[str, Range] = {
     "log_every": Range(1, MAX_INT), "max_minutes": Range(0, 1e7),
     # data
     "vocab_size": Range(8, 1_000_000), "batch_tokens": Range(1, MAX_INT),
-    "max_length": Range(1, 1_000_000),
+    "max_length": Range(1, 1_000_000), "tokenizer_sample": Range(1, MAX_INT),
     # model
     "d_model": Range(2, 65536), "num_layers": Range(1, 1024), "num_heads": Range(1, 4096),
     "ffn_dim": Range(1, 1_000_000), "dropout": Range(0, 1, high_open=True),
@@ -119,6 +119,9 @@ def check_data(config: Config) -> None:
       where = "--data_dir=" if i == 0 else f"--mix=tsv:{source.weight:g}:"
       raise UserError(f"{where}{source.data_dir}: no such file; give a .tsv file "
                       "('' = the embedded Inside Airbnb listings)")
+  if data.data_cache_dir and os.path.isfile(data.data_cache_dir):
+    raise UserError(f"--data_cache_dir={data.data_cache_dir}: is a file; give a directory "
+                    "('' = ~/.cache/auxseq/data)")
   if data.batch_tokens < data.max_length + 2:
     raise UserError(f"--batch_tokens={data.batch_tokens}: smaller than one example of "
                     f"--max_length={data.max_length} plus BOS/EOS; give at least "

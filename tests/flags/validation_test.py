@@ -30,6 +30,7 @@ STRING_CASES = {
     "dataset": [["--dataset=nope"], ["--dataset=parallel_text", f"--data_dir={MISSING}"]],
     "data_dir": [["--dataset=parallel_text", f"--data_dir={MISSING}"],
                  ["--dataset=tsv", f"--data_dir={MISSING}.tsv"]],
+    "data_cache_dir": [[f"--data_cache_dir={ROOT / 'main.py'}"]],
     "source_lang": [["--source_lang="], ["--source_lang=e n"], ["--source_lang=de"]],
     "target_lang": [["--target_lang="], ["--target_lang=en"], ["--target_lang=d/e"]],
     "mix": [["--mix=tsv:x"], ["--mix=tsv:0"], ["--mix=tsv:-1"], ["--mix=nope:0.1"],
