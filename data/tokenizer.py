@@ -10,8 +10,8 @@ import tensorflow as tf
 import tensorflow_text as tf_text
 
 from configs.errors import UserError
+from data.special_ids import BOS, EOS, PAD, UNK
 
-PAD, UNK, BOS, EOS = 0, 1, 2, 3
 
 
 class Tokenizer:

@@ -9,10 +9,9 @@ import tempfile
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from data.special_ids import BOS, EOS
 from heads.base import call_head, float32_outputs
 from model import decoding
-
-BOS, EOS = 2, 3
 
 
 class Translator(tf.Module):

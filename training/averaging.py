@@ -98,9 +98,7 @@ def attach_ema(c) -> None:
       (shadows cannot be made up for steps already taken).
   """
   decay = c.config.train.ema_decay
-  if not 0.0 <= decay < 1.0:
-    raise UserError(f"--ema_decay must be in [0, 1) (0 = off), got {decay}")
-  c.ema = EMA(_weight_layers(c), decay) if decay > 0 else None
+  c.ema = EMA(_weight_layers(c), decay) if decay != 0 else None  # EMA checks the range
   latest = tf.train.latest_checkpoint(os.path.join(c.config.workdir, "checkpoints"))
   if c.ema is not None and latest and not has_ema(latest):
     raise UserError(f"--ema_decay={decay}: checkpoint {latest!r} has no EMA weights (trained "

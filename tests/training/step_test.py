@@ -122,3 +122,66 @@ def test_xla_compiled_step_matches_the_plain_step():
     results.append([v.numpy() for v in model.trainable_variables])
   for a, b in zip(*results):
     np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_head_weight_multiplies_its_loss_and_its_gradient():
+  """Varying a head's weight scales exactly its term of the combined loss and its gradient."""
+  model, batch = _toy()
+  totals, grads = [], []
+  for weight in (1.0, 2.5, 0.25):
+    head = _MSEHead(HeadOptions(weight=weight), None)
+    with tf.GradientTape() as tape:
+      _, losses, weights, _ = compute_losses(model, [head], batch, training=False)
+      total, used = FixedCombiner(["mse"]).combine(losses, weights)
+    assert float(used["mse"]) == weight
+    totals.append(float(total))
+    grads.append(tape.gradient(total, model.trainable_variables))
+  assert totals[1] == pytest.approx(2.5 * totals[0], rel=1e-6)
+  assert totals[2] == pytest.approx(0.25 * totals[0], rel=1e-6)
+  for g1, g25 in zip(grads[0], grads[1]):
+    np.testing.assert_allclose(g25.numpy(), 2.5 * g1.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("arch", ["transformer", "rnn"])
+def test_grad_scale_reaches_the_encoder_through_cross_attention(arch):
+  """An attention regulariser's gradient into the encoder is multiplied by its grad_scale; its
+  gradient into the decoder is not."""
+  from configs.config import ModelConfig  # pylint: disable=import-outside-toplevel
+  from heads.registry import get_head_class  # pylint: disable=import-outside-toplevel
+  from heads.base import HeadContext  # pylint: disable=import-outside-toplevel
+  from model.seq2seq import build_model  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(1)
+  model = build_model(ModelConfig(model=arch, d_model=16, num_layers=2, num_heads=2, ffn_dim=16,
+                                  dropout=0.0, tie_embeddings=False), 20, 20)
+  batch = {"source": tf.constant([[5, 6, 7, 3], [8, 9, 3, 0]]),
+           "target_in": tf.constant([[2, 5, 6], [2, 7, 0]]),
+           "target_out": tf.constant([[5, 6, 3], [7, 3, 0]])}
+  model(batch)
+  context = HeadContext(vocab_size=20, d_model=16, summary_dim=model.summary_dim,
+                        num_layers=model.num_cross_attention_layers,
+                        num_attention_heads=model.num_attention_heads)
+  encoder = [v for v in model.trainable_variables
+             if "encoder" in v.path or "source_embedding" in v.path]
+  decoder = [v for v in model.trainable_variables if v.path.startswith("seq2seq/decoder")
+             or "/decoder" in v.path]
+  assert encoder and decoder
+
+  def grads(scale):
+    cls = get_head_class("attention_entropy")
+    head = cls(cls.Options(layers="all", grad_scale=scale), context)
+    with tf.GradientTape() as tape:
+      _, losses, _, _ = compute_losses(model, [head], batch, training=True)
+      loss = losses["attention_entropy"]
+    variables = encoder + decoder
+    return [np.zeros(v.shape) if g is None else tf.convert_to_tensor(g).numpy()
+            for v, g in zip(variables, tape.gradient(loss, variables))]
+
+  base = grads(1.0)
+  size = max(np.abs(g).max() for g in base[:len(encoder)])
+  assert size > 0
+  for scale in (0.5, 0.0, -1.0):
+    scaled = grads(scale)
+    for g1, gs in zip(base[:len(encoder)], scaled[:len(encoder)]):
+      np.testing.assert_allclose(gs, scale * g1, rtol=1e-4, atol=1e-4 * size)
+    for g1, gs in zip(base[len(encoder):], scaled[len(encoder):]):
+      np.testing.assert_allclose(gs, g1, rtol=1e-4, atol=1e-4 * size)
