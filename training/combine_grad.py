@@ -50,12 +50,13 @@ class GradientCombiner(Combiner):
 
 @register_combiner("pcgrad")
 class PCGrad(GradientCombiner):
-  """Yu et al. 2020, "Gradient Surgery for Multi-Task Learning" (PCGrad), at the encoder boundary.
+  """Yu et al. 2020, "Gradient Surgery for Multi-Task Learning" (PCGrad).
 
   Each weighted term gradient g_i is projected onto the normal plane of every other g_j it
   conflicts with (g_i . g_j < 0), in a fixed order; G = sum of the projected gradients.
   `protect_main=True` (default) never projects the main task's gradient (`--main_task`).
-  Decoder and head weights get the plain weighted sum (they are not shared by all terms).
+  Over the weights, g_i is term i's gradient on all shared tensors as one vector (the paper's
+  "shared parameters"); weights only one term reaches get the plain weighted sum.
   """
   protect_main = True
 
@@ -101,8 +102,9 @@ def min_norm_weights(g: tf.Tensor, iterations: int = 25) -> tf.Tensor:
 class MGDAUpperBound(GradientCombiner):
   """Sener & Koltun 2018, "Multi-Task Learning as Multi-Objective Optimization" (MGDA-UB).
 
-  Weights a = the min-norm convex combination of the weighted term gradients at the shared
-  representation; each term gets K * a_i * weight_i (K * a = 1 for equal a), G = sum of those.
+  Weights a = the min-norm convex combination of the weighted term gradients over the shared
+  weights (or, with gradient_space="boundary", at the shared representation: the paper's "upper
+  bound"); each term gets K * a_i * weight_i (K * a = 1 for equal a), G = sum of those.
   """
 
   def combine_gradients(self, losses, weights, grads):
@@ -118,7 +120,8 @@ class MGDAUpperBound(GradientCombiner):
 class GradNorm(GradientCombiner):
   """Chen et al. 2018, "GradNorm: Gradient Normalization for Adaptive Loss Balancing" (seed 003).
 
-  Learnable w_i (init 1, times the head weight). G_i = ||w_i g_i|| at the encoder boundary;
+  Learnable w_i (init 1, times the head weight). G_i = ||w_i g_i|| over the shared weights (the
+  paper takes the last shared layer; gradient_space="boundary": at the encoder outputs);
   target_i = mean(G) * r_i^alpha with r_i the relative inverse training rate
   (L_i / L_i(0)) / mean(L / L(0)); the extra loss sum |G_i - target_i| trains only w (targets and
   gradients held constant), in the same apply_gradients as everything else. After each step w is

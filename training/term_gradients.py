@@ -92,11 +92,11 @@ def _group_gradients(model, heads, batch, variables, counts, loss_scale):
       counts = step_lib.all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})
     means = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
              for n, t in terms.items()}
+    targets = means if loss_scale is None else {n: m * loss_scale for n, m in means.items()}
   result = {}
   for name, mean in means.items():
-    target = mean if loss_scale is None else mean * loss_scale
     grads = [None if g is None else tf.convert_to_tensor(g)
-             for g in tape.gradient(target, variables)]
+             for g in tape.gradient(targets[name], variables)]
     if loss_scale is not None:
       grads = [None if g is None else g / tf.cast(loss_scale, g.dtype) for g in grads]
     result[name] = (grads, mean, weights[name], counts[name])
