@@ -169,3 +169,26 @@ def test_price_regression_huber_on_log1p_and_mae_in_eur():
   expected_mae = (prices[0] + prices[1]) / 2
   assert head.metric_results(stats)["mae"] == pytest.approx(expected_mae, rel=1e-5)
   assert head.predict(outputs)["price"].numpy().tolist() == [0.0, 0.0, 0.0]
+
+
+def test_domain_head_loss_metrics_and_predictions_by_hand():
+  """No hidden layer, output kernel [[1, 0, 0], [0, 1, 0]], bias 0. Summaries (0, 0) -> logits
+  (0, 0, 0): CE ln 3 for label 2; (2, 0) -> logits (2, 0, 0): CE ln(1 + 2 e^-2) for label 0;
+  the third example is unlabelled (-1). Predictions: argmax takes the first maximum -> 0, 0, 1."""
+  from heads import domain  # pylint: disable=import-outside-toplevel
+  context = HeadContext(vocab_size=3, d_model=2, summary_dim=2, num_layers=1,
+                        num_attention_heads=1, label_info={"domain": ("a", "b", "c")})
+  head = domain.DomainHead(domain.DomainOptions(hidden=(), dropout=0.0), context)
+  head.mlp.out.kernel.assign(tf.constant([[1.0, 0, 0], [0, 1, 0]]))
+  head.mlp.out.bias.assign(tf.zeros([3]))
+  outputs = {"encoder_summary": tf.constant([[0.0, 0.0], [2.0, 0.0], [0.0, 5.0]])}
+  batch = {"domain": tf.constant([2, 0, -1])}
+  term = head.loss(outputs, batch, training=True)
+  assert float(term.total) == pytest.approx(math.log(3) + math.log(1 + 2 * math.exp(-2)), rel=1e-6)
+  assert float(term.count) == 2.0
+  stats = head.metric_stats(outputs, batch)
+  np.testing.assert_array_equal(stats["confusion"].numpy(), [[1, 0, 0], [0, 0, 0], [1, 0, 0]])
+  assert head.metric_results({"confusion": stats["confusion"].numpy()})["accuracy"] == 0.5
+  assert head.predict(outputs)["domain"].numpy().tolist() == [0, 0, 1]
+  other = domain.DomainHead(domain.DomainOptions(hidden=(), dropout=0.0, label="catalog"), context)
+  assert other.labels == ("catalog",)

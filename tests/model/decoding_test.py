@@ -120,3 +120,28 @@ def test_cached_equals_uncached_to_the_length_limit_without_eos(model):
   assert cached.shape == (3, 12) and decoding.EOS not in cached
   np.testing.assert_array_equal(cached,
                                 decoding.beam_search_uncached(no_eos, SOURCE, 3, 0.6, 12).numpy())
+
+
+class LongOrShortModel(TableModel):
+  """From BOS: A 0.6 then EOS (short, p = 0.6), or B 0.4 then C 0.95, EOS 0.95 (long, p = 0.361)."""
+
+  def __init__(self):
+    super().__init__()
+    table = np.full((7, 7), 1e-9)
+    table[decoding.BOS, [A, B]] = [0.6, 0.4]
+    table[A, decoding.EOS] = 1.0
+    table[B, 6] = 0.95
+    table[6, decoding.EOS] = 0.95
+    table[decoding.EOS, decoding.EOS] = 1.0
+    self.table = tf.constant(np.log(table), tf.float32)
+
+
+def test_length_penalty_lengthens_the_output():
+  """Without a penalty the beam keeps the likelier short hypothesis; a strong GNMT penalty
+  divides log-probabilities by ((5 + length) / 6) ** alpha and prefers the longer one."""
+  model, source = LongOrShortModel(), tf.constant([[7, 3]], tf.int32)
+  short = decoding.beam_search(model, source, 2, 0.0, 10).numpy()[0]
+  long = decoding.beam_search(model, source, 2, 5.0, 10).numpy()[0]
+  assert list(short[:2]) == [A, decoding.EOS]
+  assert list(long[:3]) == [B, 6, decoding.EOS]
+  assert np.count_nonzero(long) > np.count_nonzero(short)

@@ -56,3 +56,24 @@ def test_copy_task_is_learned(tmp_path, copy_corpus):
       config.model, d_model=64, num_layers=2, num_heads=4, ffn_dim=128))
   metrics = loop.train(config)
   assert metrics["bleu"] >= 90.0, metrics
+
+
+def test_early_stopping_ends_training_after_patience_validations(tmp_path, copy_corpus):
+  """A learning rate of 1e-9 leaves validation BLEU unchanged: the first validation (step 5) is
+  the best, steps 10 and 15 do not improve, and with patience 2 training stops at step 15 of
+  200; the final test score comes from the best checkpoint (step 5)."""
+  config = tiny_config(tmp_path / "run", copy_corpus, False, train_steps=200, eval_every=5,
+                       early_stop_patience=2, learning_rate=1e-9, warmup_steps=1,
+                       checkpoint_every=100)
+  config = dataclasses.replace(config, eval=dataclasses.replace(config.eval,
+                                                                max_eval_examples=10))
+  final = loop.train(config)
+  with open(os.path.join(config.workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    records = [json.loads(line) for line in f]
+  assert [r["step"] for r in records if r.get("kind") == "validation"] == [5, 10, 15]
+  latest = os.path.basename(loop.tf.train.latest_checkpoint(os.path.join(config.workdir,
+                                                                         "checkpoints")))
+  assert latest == "ckpt-15"  # saved where it stopped, not at 200
+  assert final["step"] == 5  # the test split is scored with the best (first) checkpoint
+  with open(os.path.join(config.workdir, "best", "best.json"), encoding="utf-8") as f:
+    assert json.load(f)["bad_evals"] == 2

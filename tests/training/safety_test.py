@@ -118,3 +118,30 @@ def test_diagnose_names_the_head_whose_loss_is_nan():
   report = diagnose(c, [PADDED], steps=1)
   assert any("'broken'" in e and "nan" in e for e in report.errors), report.lines()
   assert not any("translation" in e for e in report.errors)
+
+
+class _DetachedHead(Head):
+  """Has a sublayer that no loss uses: its variables are unconnected."""
+  head_name = "detached"
+  reads = ()
+
+  def __init__(self, options, context, **kwargs):
+    super().__init__(options, context, **kwargs)
+    self.unused = keras.layers.Dense(2, name="unused")
+    self.unused.build((None, 3))
+
+  def loss(self, outputs, batch, training):
+    return LossTerm(tf.constant(0.0), tf.constant(1.0))
+
+
+def test_diagnose_reports_unconnected_variables_by_name():
+  model, context = _model_and_context(dropout=0.0)
+  heads = build_heads((), context) + [_DetachedHead(HeadOptions(), context)]
+  c = dataclasses.make_dataclass("C", ["model", "heads", "combiner"])(
+      model, heads, combine.FixedCombiner(["translation", "detached"]))
+  report = diagnose(c, [PADDED], steps=1)
+  unconnected = [w for w in report.warnings if w.endswith("no loss term reaches it (unconnected)")]
+  assert sorted(w.split(":")[0].split("/")[-1] for w in unconnected) == ["bias", "kernel"], (
+      report.lines())
+  assert all("unused" in w for w in unconnected)
+  assert not any("translation" in w or "seq2seq" in w for w in unconnected)
