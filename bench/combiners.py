@@ -24,7 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 from bench import auxseq_runner, lengths as lengths_lib  # noqa: E402
 from bench.throughput import log, time_round_robin  # noqa: E402
 
-COMBINERS = ("fixed", "uncertainty", "dwa", "rlw", "famo", "gradnorm", "pcgrad", "mgda_ub")
+COMBINERS = ("fixed", "uncertainty", "dwa", "rlw", "famo", "gradnorm", "pcgrad", "mgda_ub",
+             "metabalance", "task_moments", "gcs", "bloop")
 MODEL = dict(d_model=256, num_layers=3, num_heads=4, ffn_dim=1024)
 HEADS = "price;attention_entropy"
 

@@ -9,7 +9,7 @@ flags.DEFINE_integer("seed", 1234, "Global seed; initial weights derive from (se
 flags.DEFINE_bool("deterministic", False, "TF op determinism and a fixed data order.")
 flags.DEFINE_string("combiner", "fixed", "How losses are combined: fixed, uncertainty, dwa, "
                     "rlw, famo (loss-based); gradnorm, pcgrad, mgda_ub, metabalance, "
-                    "task_moments (per-term gradients; docs/balancing.md).")
+                    "task_moments, gcs, bloop (per-term gradients; docs/balancing.md).")
 flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs with "
                   "AVX512-BF16 and recent GPUs; use float32 elsewhere.")

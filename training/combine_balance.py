@@ -122,3 +122,71 @@ class TaskMoments(GradientCombiner):
       shared.append(tf.add_n(parts))
     used = {n: tf.constant(weights[n], tf.float32) for n in names}
     return used, shared, tf.constant(0.0)
+
+
+@register_combiner("gcs")
+class GradientCosineSimilarity(GradientCombiner):
+  """Du et al. 2018, "Adapting Auxiliary Losses Using Gradient Similarity" (arXiv:1812.02224),
+  unweighted variant: an auxiliary gradient is added only when its cosine with the main task's
+  gradient over the shared weights (one vector) is positive. Stateless; works at the boundary
+  too. The auxiliary term's own weights (its head) always get its gradient.
+  """
+  needs_main_task = True
+
+  def combine_gradients(self, losses, weights, grads):
+    names = self.term_names
+    main = grads[self.main_task] * weights[self.main_task]
+    shared = main
+    for n in names:
+      if n == self.main_task:
+        continue
+      g = weights[n] * grads[n]
+      cosine = tf.math.divide_no_nan(tf.reduce_sum(g * main), tf.norm(g) * tf.norm(main))
+      shared += tf.where(cosine > 0, 1.0, 0.0) * g
+    used = {n: tf.constant(weights[n], tf.float32) for n in names}
+    return used, shared, tf.constant(0.0)
+
+
+@register_combiner("bloop")
+class Bloop(GradientCombiner):
+  """Hsieh et al., "Careful with that Scalpel: Improving Gradient Surgery with an EMA", ICML 2024
+  (arXiv:2402.02998; Bloop): the update is g_main + lambda * (the auxiliary gradient projected
+  orthogonally to an exponential moving average of the main gradient). Here lambda is the head
+  weight, the shared tensors form one vector, e <- beta e + (1 - beta) w_main g_main (beta = 0.9,
+  our choice), and G = w_main g_main + sum_aux (w g - (w g . e / ||e||^2) e). The paper shows
+  that projecting against the EMA rather than the mini-batch gradient keeps descent on the main
+  loss in expectation. State: one copy of every model weight.
+  """
+  needs_main_task = True
+  needs_variables = True
+  beta = 0.9
+
+  def __init__(self, term_names, variables=(), relax: float = 0.7, **kwargs):
+    del relax  # shared option of the magnitude balancers; not used here
+    super().__init__(term_names, **kwargs)
+    self.slots = len(variables)
+    self.main_average = [self.add_weight(name=f"main_ema_{j}", shape=tuple(v.shape),
+                                         initializer="zeros", trainable=False)
+                         for j, v in enumerate(variables)]
+
+  def combine_tensors(self, losses, weights, grads, positions):
+    names = self.term_names
+    main = [weights[self.main_task] * g for g in grads[self.main_task]]
+    average = []
+    for k, p in enumerate(positions):
+      if p < self.slots:
+        average.append(self.beta * self.main_average[p] + (1 - self.beta) * main[k])
+        self.main_average[p].assign(average[-1])
+      else:
+        average.append(main[k])
+    norm2 = tf.add_n([tf.reduce_sum(a * a) for a in average])
+    shared = list(main)
+    for n in names:
+      if n == self.main_task:
+        continue
+      g = [weights[n] * x for x in grads[n]]
+      coeff = tf.math.divide_no_nan(tf.add_n([tf.reduce_sum(a * b) for a, b in zip(g, average)]),
+                                    norm2)
+      shared = [s + x - coeff * a for s, x, a in zip(shared, g, average)]
+    used = {n: tf.constant(weights[n], tf.float32) for n in names}
+    return used, shared, tf.constant(0.0)

@@ -5,27 +5,37 @@ per-term clipping need one gradient per loss term over the *shared weights* (enc
 embeddings): at the encoder boundary, terms computed on different rows (price on listing
 titles, translation on sentence pairs) never meet (docs/balancing.md).
 
-Cost: heads are grouped by the rows their labels live on (`row_keys`). Each group runs its own
-forward pass on its own rows only, so groups on disjoint rows (price / translation) together cost
-about one joint pass. Within a group the first term costs one backward; every further term on
-the same rows costs one extra backward (e.g. an attention regulariser beside translation).
+Cost: heads are grouped by the rows their labels live on (`row_keys`, `ROW_GROUPS`): sentence
+pairs (translation, domain, attention regularisers) and listings (price). Each group runs its
+own forward pass on its own rows only, so groups on disjoint rows together cost about one joint
+pass. Within a group the first term costs one backward; every further term on the same rows
+costs one extra backward (e.g. an attention regulariser or the domain head beside translation).
 A row outside a head's rows contributes exactly 0 to its loss (the Head contract masks missing
-labels), so restricting the head to its rows changes neither its sum nor its count.
+labels), so restricting the head to its rows changes neither its sum nor its count
+(tests/training/term_gradients_test.py compares with whole-batch gradients).
 """
 from typing import Dict, List
 
 import keras
 import tensorflow as tf
 
+from model import outputs as out
 from training import step as step_lib
 
 # Label key -> bool [B]: the rows where the label is present (others give the head loss 0).
 ROW_RULES = {
     "target_out": lambda b: tf.reduce_any(tf.not_equal(b["target_out"], 0), axis=1),
-    "price": lambda b: tf.logical_not(tf.math.is_nan(b["price"])),
     "domain": lambda b: tf.greater_equal(b["domain"], 0),
     "alignment": lambda b: tf.not_equal(b["alignment"], ""),
+    "price": lambda b: tf.logical_not(tf.math.is_nan(b["price"])),
 }
+# Label key -> the forward pass (row group) its heads join: labels that come with sentence pairs
+# share translation's pass, listing labels have their own. A group's pass runs on the union of
+# its heads' rows, so a grouping that is wrong for some data costs time, never exactness.
+ROW_GROUPS = {"target_out": "sentence_pairs", "domain": "sentence_pairs",
+              "alignment": "sentence_pairs", "price": "listings"}
+# Outputs that exist only where there is a target: a head reading them lives on target rows.
+DECODER_SIDE = (out.LOGITS, out.CROSS_ATTENTION, out.TARGET_MASK)
 
 
 def uses_term_gradients(combiner) -> bool:
@@ -37,27 +47,36 @@ def uses_term_gradients(combiner) -> bool:
 
 
 def row_keys(head) -> tuple:
-  """The label keys (with a row rule) that select the rows a head's loss can be non-zero on;
-  () = every row (a head without such labels, e.g. an attention regulariser)."""
+  """The label keys (with a row rule) whose presence a head's loss needs: it is 0 on rows
+  missing any of them; () = every row can count. A head reading decoder-side outputs (logits,
+  cross-attention, target mask) needs a target (e.g. an attention regulariser)."""
   keys = set(head.labels) | {getattr(head.options, "label", None)}
-  return tuple(sorted(k for k in keys if k in ROW_RULES))
+  if set(head.reads) & set(DECODER_SIDE):
+    keys.add("target_out")
+  return tuple(k for k in ROW_RULES if k in keys)
 
 
-def row_groups(heads) -> Dict[tuple, list]:
-  """{row keys: heads}, in the heads' order (translation's group first)."""
+def row_groups(heads) -> Dict[str, list]:
+  """{group: heads}, in the heads' order (translation's group first); heads without a row
+  rule share one pass over every row."""
   groups = {}
   for head in heads:
-    groups.setdefault(row_keys(head), []).append(head)
+    keys = row_keys(head)
+    groups.setdefault(ROW_GROUPS[keys[0]] if keys else "all_rows", []).append(head)
   return groups
 
 
-def select_rows(batch, keys):
-  """The rows of `batch` where every label in `keys` is present (all rows for ())."""
-  if not keys:
-    return batch
-  rows = ROW_RULES[keys[0]](batch)
-  for key in keys[1:]:
-    rows &= ROW_RULES[key](batch)
+def select_rows(batch, heads):
+  """The rows of `batch` on which at least one of `heads` can have a non-zero loss."""
+  rows = None
+  for head in heads:
+    keys = row_keys(head)
+    if not keys:
+      return batch
+    mine = ROW_RULES[keys[0]](batch)
+    for key in keys[1:]:
+      mine &= ROW_RULES[key](batch)
+    rows = mine if rows is None else rows | mine
   return {name: tf.boolean_mask(value, rows) for name, value in batch.items()}
 
 
@@ -71,8 +90,8 @@ def term_gradients(model, heads, batches, variables, loss_scale=None):
   counts = step_lib.global_counts(model, heads, batches) if len(batches) > 1 else None
   grads, losses, weights, all_counts = {}, {}, {}, {}
   for batch in batches:
-    for keys, group in row_groups(heads).items():
-      part = _group_gradients(model, group, select_rows(batch, keys), variables, counts,
+    for group in row_groups(heads).values():
+      part = _group_gradients(model, group, select_rows(batch, group), variables, counts,
                               loss_scale)
       for name, (grad, loss, weight, count) in part.items():
         grads[name] = grad if name not in grads else [_add(a, b) for a, b in

@@ -95,3 +95,30 @@ def test_make_combiner_options_and_refusals():
     combine_balance.MetaBalance(NAMES, relax=1.5)
   assert np.isclose(combine.make_combiner(_train(combiner="fixed", main_task="nope"),
                                           NAMES).term_clip_norm, 0.0)  # fixed has no main task
+
+
+def test_gcs_keeps_only_auxiliary_gradients_with_positive_cosine():
+  """main (1, 0); a = (1, 1) (cos > 0) is added, b = (-1, 1) (cos < 0) is dropped."""
+  comb = combine_balance.GradientCosineSimilarity(["translation", "a", "b"])
+  grads = {"translation": tf.constant([1.0, 0.0]), "a": tf.constant([1.0, 1.0]),
+           "b": tf.constant([-1.0, 1.0])}
+  losses = {n: tf.constant(1.0) for n in grads}
+  _, shared, _ = comb.combine_gradients(losses, {n: 1.0 for n in grads}, grads)
+  assert shared.numpy().tolist() == pytest.approx([2.0, 1.0])
+
+
+def test_bloop_projects_against_the_moving_average_by_hand():
+  """beta = 0.9. Step 1: g_t = (2, 0) -> e = (0.2, 0); g_p = (1, 1) loses its e-component
+  (1, 0): G = (2, 0) + (0, 1). Step 2: g_t = (0, 2) -> e = (0.18, 0.2); g_p = (1, 1):
+  g_p . e = 0.38, ||e||^2 = 0.0724, coefficient 0.38 / 0.0724; G = g_t + g_p - coeff e."""
+  comb = combine_balance.Bloop(NAMES, variables=_variables([2]))
+  one = {"translation": 1.0, "price": 1.0}
+  grads = {"translation": [tf.constant([2.0, 0.0])], "price": [tf.constant([1.0, 1.0])]}
+  _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0])
+  assert shared[0].numpy().tolist() == pytest.approx([2.0, 1.0])
+  grads["translation"] = [tf.constant([0.0, 2.0])]
+  _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0])
+  coeff = 0.38 / 0.0724
+  assert shared[0].numpy().tolist() == pytest.approx([1 - coeff * 0.18, 3 - coeff * 0.2],
+                                                     rel=1e-5)
+  assert comb.main_average[0].numpy().tolist() == pytest.approx([0.18, 0.2])

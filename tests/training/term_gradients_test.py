@@ -41,17 +41,20 @@ def _full_batch_gradients(c, batch, variables):
 
 
 def test_row_split_gradients_equal_full_batch_gradients(tmp_path, copy_corpus):
-  c = _components(tmp_path, copy_corpus, "price:dropout=0;bag_of_words")
-  assert term_gradients.row_keys(c.heads[0]) == ("target_out",)
+  c = _components(tmp_path, copy_corpus, "price:dropout=0;bag_of_words;domain;attention_entropy")
+  assert [term_gradients.row_keys(h) for h in c.heads] == [
+      ("target_out",), ("price",), ("target_out",), ("domain",), ("target_out",)]
   groups = term_gradients.row_groups(c.heads)
-  assert sorted(groups) == [("price",), ("target_out",)]  # bag_of_words rides with translation
+  assert {g: [h.head_name for h in hs] for g, hs in groups.items()} == {
+      "sentence_pairs": ["translation", "bag_of_words", "domain", "attention_entropy"],
+      "listings": ["price"]}
   batch = _mixed_batch(c)
   variables = trainable_variables(c.model, c.heads, c.combiner)
   split, losses, _, counts = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
   reference, ref_losses = _full_batch_gradients(c, batch, variables)
   assert float(counts["price"]) == float(np.isfinite(batch["price"].numpy()).sum())
   compared = 0
-  for name in ("translation", "price", "bag_of_words"):
+  for name in ("translation", "price", "bag_of_words", "domain", "attention_entropy"):
     assert float(losses[name]) == pytest.approx(float(ref_losses[name]), rel=1e-5)
     for g, r, v in zip(split[name], reference[name], variables):
       assert (g is None) == (r is None), (name, v.path)
@@ -60,7 +63,7 @@ def test_row_split_gradients_equal_full_batch_gradients(tmp_path, copy_corpus):
                                    atol=1e-6, err_msg=f"{name} {v.path}")
         compared += 1
   assert compared > 20
-  shared = term_gradients.shared_positions(split, ("translation", "price", "bag_of_words"))
+  shared = term_gradients.shared_positions(split, tuple(split))
   # translation and price meet on the encoder weights (and the source embedding) ...
   assert any("encoder" in variables[j].path for j in shared)
   # ... where their gradients are not orthogonal: there is something for pcgrad to act on.
