@@ -110,12 +110,17 @@ class _NaNHead(Head):
     return LossTerm(tf.constant(float("nan")), tf.constant(1.0))
 
 
-def test_diagnose_names_the_head_whose_loss_is_nan():
+def _diagnose_with_extra_head(head_cls):
+  """diagnose() on translation + one extra head of `head_cls`, over one padded batch."""
   model, context = _model_and_context(dropout=0.0)
-  heads = build_heads((), context) + [_NaNHead(HeadOptions(), context)]
+  heads = build_heads((), context) + [head_cls(HeadOptions(), context)]
   c = dataclasses.make_dataclass("C", ["model", "heads", "combiner"])(
-      model, heads, combine.FixedCombiner(["translation", "broken"]))
-  report = diagnose(c, [PADDED], steps=1)
+      model, heads, combine.FixedCombiner(["translation", head_cls.head_name]))
+  return diagnose(c, [PADDED], steps=1)
+
+
+def test_diagnose_names_the_head_whose_loss_is_nan():
+  report = _diagnose_with_extra_head(_NaNHead)
   assert any("'broken'" in e and "nan" in e for e in report.errors), report.lines()
   assert not any("translation" in e for e in report.errors)
 
@@ -135,11 +140,7 @@ class _DetachedHead(Head):
 
 
 def test_diagnose_reports_unconnected_variables_by_name():
-  model, context = _model_and_context(dropout=0.0)
-  heads = build_heads((), context) + [_DetachedHead(HeadOptions(), context)]
-  c = dataclasses.make_dataclass("C", ["model", "heads", "combiner"])(
-      model, heads, combine.FixedCombiner(["translation", "detached"]))
-  report = diagnose(c, [PADDED], steps=1)
+  report = _diagnose_with_extra_head(_DetachedHead)
   unconnected = [w for w in report.warnings if w.endswith("no loss term reaches it (unconnected)")]
   assert sorted(w.split(":")[0].split("/")[-1] for w in unconnected) == ["bias", "kernel"], (
       report.lines())
