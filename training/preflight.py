@@ -18,7 +18,8 @@ def check_registered(config: Config) -> None:
   from training import baselines, combine, combine_balance, combine_grad, step  # noqa: F401  pylint: disable=import-outside-toplevel
   for i, source in enumerate(config.data.sources):
     _named("dataset" if i == 0 else "mix", source.dataset, data.registry.get_reader)
-  _named("heads", ";".join(s.name for s in config.heads), lambda _: resolved_heads(config))
+  _named("heads", ";".join(s.name for s in config.heads),
+         lambda _: _check_attention_heads_fit(config, resolved_heads(config)))
   _named("combiner", config.train.combiner, combine.get_combiner_class)
   _named("combiner", config.train.combiner,
          lambda _: combine.check_options(config.train, [n for n, _ in resolved_heads(config)]))
@@ -26,6 +27,19 @@ def check_registered(config: Config) -> None:
                           config.train.gradient_space, config.train.clip_per_term)
   baselines.check_schedule(config)
   _check_select_metric(config, scorers.registered_scorers())
+
+
+def _check_attention_heads_fit(config: Config, heads) -> None:
+  """Attention regularisers' layer and head indices exist in the configured model (the
+  Transformer has num_layers x num_heads cross-attention maps, the RNN one)."""
+  from heads.attention import AttentionOptions, select  # pylint: disable=import-outside-toplevel
+  model = config.model
+  layers, per_layer = ((model.num_layers, model.num_heads) if model.model == "transformer"
+                       else (1, 1))
+  for name, options in heads:
+    if isinstance(options, AttentionOptions):
+      select(options.layers, layers, "layers", name)
+      select(options.heads, per_layer, "heads", name)
 
 
 def _named(flag: str, value: str, check) -> None:

@@ -59,6 +59,9 @@ COMBINATION_CASES = [
     ["--average_last=6"],                             # 5 checkpoints are kept
     ["--schedule=alternating", "--heads="],
     ["--distribute=multi_worker"],                    # TF_CONFIG unset in the test
+    ["--model=rnn", "--heads=attention_entropy:layers=0+1"],  # the RNN has one attention map
+    ["--num_layers=2", "--heads=coverage:layers=2"],
+    ["--num_heads=2", "--heads=attention_entropy:heads=3"],
     ["--clip_per_term", "--clip_norm=0"],
     ["--combiner=metabalance", "--gradient_space=boundary"],
     ["--mode=export", "--export_format=ctranslate2", "--model=rnn"],
