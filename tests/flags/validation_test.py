@@ -71,7 +71,10 @@ COMBINATION_CASES = [
 
 
 def _app_flags():
-  return {f.name: f for m in MODULES for f in absl_flags.FLAGS.get_flags_for_module(f"flags.{m}")}
+  """Every flag defined by a module of the flags package (a new flags module is walked too)."""
+  modules = [m for m in absl_flags.FLAGS.flags_by_module_dict() if m.startswith("flags.")]
+  assert set(f"flags.{m}" for m in MODULES) <= set(modules)
+  return {f.name: f for m in modules for f in absl_flags.FLAGS.get_flags_for_module(m)}
 
 
 def _number(x: float, integer: bool) -> str:
