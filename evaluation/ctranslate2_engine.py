@@ -25,6 +25,22 @@ from evaluation.ctranslate2_export import MANIFEST, _ct2
 SUPPRESSED = [["<pad>"], ["<s>"]]
 
 
+def _prefer_mkl_for_float32(quantization) -> None:
+  """CTranslate2 uses Intel MKL only on Intel CPUs unless CT2_USE_MKL says otherwise. On this
+  AMD EPYC host float32 decoding was 2.7x faster with MKL (52.6 vs 19.2 sentences/s at beam 4)
+  and int8 6x slower (17.4 vs 110.3), so float32 models turn it on, where the user did not
+  decide. The choice is made once per process, at the first matrix product."""
+  if quantization != "float32" or "CT2_USE_MKL" in os.environ:
+    return
+  try:
+    with open("/proc/cpuinfo", encoding="utf-8") as f:
+      intel = "GenuineIntel" in f.read(4096)
+  except OSError:
+    return
+  if not intel:
+    os.environ["CT2_USE_MKL"] = "1"
+
+
 class Engine:
   """A loaded CTranslate2 directory: pieces in, detokenised text out."""
 
@@ -37,6 +53,7 @@ class Engine:
     with open(path, encoding="utf-8") as f:
       self.manifest = json.load(f)
     self.directory = directory
+    _prefer_mkl_for_float32(self.manifest.get("quantization"))
     self.translator = _ct2().Translator(directory, device="cpu", inter_threads=1,
                                         intra_threads=threads)
     self.source_sp = spm.SentencePieceProcessor(

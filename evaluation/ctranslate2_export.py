@@ -28,7 +28,6 @@ import tempfile
 import numpy as np
 
 from configs.errors import UserError
-from model.layers import sinusoidal_positions
 
 LAYER_NORM_EPSILON = 1e-6  # model/transformer.py _norm
 POSITION_TABLE_LENGTH = 1024
@@ -95,6 +94,7 @@ def _set_cross_attention(spec, norm, attention) -> None:
 def build_spec(model, source_pieces, target_pieces):
   """A validated `ctranslate2.specs.TransformerSpec` holding the weights of `model`
   (a TransformerSeq2Seq) and both vocabularies (lists of pieces in id order)."""
+  from model.layers import sinusoidal_positions  # pylint: disable=import-outside-toplevel
   specs = _ct2().specs
   c = model.config
   spec = specs.TransformerSpec.from_config(c.num_layers, c.num_heads, pre_norm=True)

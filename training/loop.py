@@ -10,7 +10,7 @@ from configs.config import Config
 from configs.errors import UserError
 from evaluation import inspect
 from evaluation.evaluate import evaluate_split
-from training import averaging, distribute, preflight, workdir as wd
+from training import averaging, distribute, preflight, warm_start, workdir as wd
 from training.baselines import check_schedule, make_schedule
 from training.components import (PIPELINE_KEY, build_components, checkpoint_dir,
                                  make_checkpoint, pipeline_fingerprint)
@@ -51,8 +51,10 @@ def train(config: Config) -> dict:
     summary = preflight.describe_run(config)
     logging.info("resolved run:\n%s", summary)
     wd.atomic_write_text(os.path.join(config.workdir, preflight.RUN_SUMMARY), summary + "\n")
+    source = warm_start.prepare(config)  # --init_from: its vocabulary, before the data load
     with distribute.scope(strategy):
       c = build_components(config)
+      warm_start.restore(c, source)  # before the EMA, whose shadows start from the weights
       averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed
   # One plain iterator (checkpointable: resuming restores the data position); under a strategy
   # each global batch is split between the replicas in _next_batches.
