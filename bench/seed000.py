@@ -1,75 +1,244 @@
-"""The seed-000 experiment: translation + a price head on one encoder, same step budget, six ways.
+"""The seed-000 experiment over seeds: translation + a price head on one encoder, same step
+budget, many ways of sharing it; every row as mean ± 95% interval, paired bootstrap vs joint fixed.
 
-Rows: joint `fixed` (auxseq's default), `alternating` 10:1, `two_optimizers` (the seed-000
-user's first attempt), and joint with `uncertainty`, `gradnorm`, `pcgrad`. Each row is a
-separate `main.py` run in its own workdir on the embedded default data (gettext en-de + the
-Airbnb listings mixed in for prices), scored on the test splits: BLEU/chrF on gettext, price
-accuracy / macro-F1 on the listings.
+Each (setup, row, seed) is one `main.py` run in its own workdir under --out. Its result (test and
+validation scores, command, wall time) goes to RESULTS/<setup>/<row>/seed<k>.json and its test
+translations to seed<k>.test.hyp.gz, both small and meant to be committed, so the experiment is
+resumable across sessions: a (row, seed) with a result file is skipped.
 
-  python bench/seed000.py --steps=600 --out=/tmp/seed000
+  python bench/seed000.py --setup=default --seeds=5 --steps=600        # run what is missing
+  python bench/seed000.py --setup=default --report                      # table + plot only
 
-Prints a markdown table, then (last line) one JSON object with every row's metrics.
+Setups: `default` (the embedded gettext en-de, listings mixed in at weight 0.3, a d_model 128 2+2
+Transformer) and `multi30k` (../shared/data/multi30k + listings at 0.05, same model). Rows are
+listed in ROWS; `tuned static` is not run itself: it is the `fixed w=...` row with the best
+validation score (BLEU / BLEU of translation alone + price accuracy / accuracy of price alone).
+The last stdout line of --report is one JSON object with every row's intervals.
 """
 import argparse
+import gzip
 import json
 import os
 import subprocess
 import sys
 import time
+from typing import Dict, List
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from bench import stats  # noqa: E402
+from configs.errors import UserError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-
-ROWS = (
-    ("joint fixed", ["--combiner=fixed"]),
-    ("alternating 10:1", ["--schedule=alternating", "--alternate_ratio=10"]),
-    ("two optimizers", ["--schedule=two_optimizers"]),
-    ("joint uncertainty", ["--combiner=uncertainty"]),
-    ("joint gradnorm", ["--combiner=gradnorm"]),
-    ("joint pcgrad", ["--combiner=pcgrad"]),
-)
+MODEL = ["--d_model=128", "--ffn_dim=512", "--num_layers=2", "--num_heads=4"]
+SETUPS = {
+    "default": MODEL + ["--dataset=gettext", "--mix=tsv:0.3"],
+    "multi30k": MODEL + ["--dataset=parallel_text", "--vocab_size=8000", "--mix=tsv:0.05",
+                         f"--data_dir={os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'multi30k')}"],
+}
+STATIC_WEIGHTS = ("0.03", "0.1", "0.3", "1")
+ROWS = {
+    "translation alone": ["--heads="],
+    "price alone": ["--heads=translation:weight=0;price"],
+    "joint fixed": ["--heads=price"],
+    **{f"fixed w={w}": [f"--heads=price:weight={w}"] for w in STATIC_WEIGHTS if w != "1"},
+    "alternating 10:1": ["--heads=price", "--schedule=alternating", "--alternate_ratio=10"],
+    "two optimizers": ["--heads=price", "--schedule=two_optimizers"],
+    "uncertainty": ["--heads=price", "--combiner=uncertainty"],
+    "gradnorm": ["--heads=price", "--combiner=gradnorm"],
+    "pcgrad": ["--heads=price", "--combiner=pcgrad"],
+    "mgda_ub": ["--heads=price", "--combiner=mgda_ub"],
+    "metabalance": ["--heads=price", "--combiner=metabalance"],
+    "metabalance + clip per term": ["--heads=price", "--combiner=metabalance", "--clip_per_term"],
+}
+BASELINE = "joint fixed"
 
 
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser.add_argument("--setup", default="default", choices=sorted(SETUPS))
+  parser.add_argument("--seeds", type=int, default=5, help="seeds 1..N")
   parser.add_argument("--steps", type=int, default=600)
-  parser.add_argument("--out", default="/tmp/auxseq_seed000")
-  parser.add_argument("--only", default="", help="comma-separated row names (default: all)")
-  parser.add_argument("--extra", default="--d_model=128 --ffn_dim=512 --num_layers=2 "
-                      "--num_heads=4 --mix=tsv:0.3 --heads=price",
-                      help="flags shared by every row")
+  parser.add_argument("--only", default="", help="';'-separated row names (default: all)")
+  parser.add_argument("--out", default="/tmp/auxseq_seed000", help="workdirs (large)")
+  parser.add_argument("--results", default=os.path.join(ROOT, "bench", "results", "seed000"),
+                      help="result files (small; commit them)")
+  parser.add_argument("--report", action="store_true", help="only aggregate what is there")
+  parser.add_argument("--bootstrap_samples", type=int, default=1000)
+  parser.add_argument("--plot", default="", help="PNG with error bars (default docs/img/...)")
   return parser.parse_args(argv)
 
 
-def run_row(name, flags, args):
-  workdir = os.path.join(args.out, name.replace(" ", "_").replace(":", "-"))
+def _slug(name: str) -> str:
+  return "".join(c if c.isalnum() else "_" for c in name).strip("_")
+
+
+def result_path(args, row: str, seed: int) -> str:
+  return os.path.join(args.results, args.setup, _slug(row), f"seed{seed}.json")
+
+
+def run_one(args, row: str, seed: int) -> dict:
+  """Trains one (row, seed), scores it, writes its result files; returns the result."""
+  workdir = os.path.join(args.out, args.setup, _slug(row), f"seed{seed}")
   command = [sys.executable, os.path.join(ROOT, "main.py"), f"--workdir={workdir}",
-             f"--train_steps={args.steps}", "--checkpoint_every=200", "--overwrite",
-             *args.extra.split(), *flags]
+             f"--seed={seed}", f"--train_steps={args.steps}", f"--eval_every={args.steps}",
+             f"--checkpoint_every={args.steps}", "--overwrite", *SETUPS[args.setup], *ROWS[row]]
   start = time.time()
-  proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT,
-                        env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT)
   if proc.returncode != 0:
-    return {"row": name, "error": proc.stderr.strip().splitlines()[-1:]}
+    raise RuntimeError(f"{row} seed {seed} failed: {proc.stderr.strip().splitlines()[-1:]}")
   final = json.loads(proc.stdout.strip().splitlines()[-1])
-  price = final.get("price", {})
-  return {"row": name, "bleu": final.get("bleu"), "chrf": final.get("chrf"),
-          "price_accuracy": price.get("accuracy"), "price_macro_f1": price.get("macro_f1"),
-          "wall_s": round(time.time() - start, 1), "command": " ".join(command[1:])}
+  with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
+    validation = [r for r in map(json.loads, f) if r.get("kind") == "validation"][-1]
+  result = {"row": row, "seed": seed, "setup": args.setup, "steps": args.steps,
+            "test": _scores(final), "validation": _scores(validation),
+            "wall_s": round(time.time() - start, 1), "command": " ".join(command[1:])}
+  path = result_path(args, row, seed)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  with open(os.path.join(workdir, "test.hyp"), "rb") as src, \
+       gzip.open(path[:-len(".json")] + ".test.hyp.gz", "wb") as dst:
+    dst.write(src.read())
+  with open(path + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(result, f, indent=1)
+  os.replace(path + ".tmp", path)  # the result file marks the run done: written last
+  return result
+
+
+def _scores(metrics: dict) -> dict:
+  price = metrics.get("price", {})
+  return {"bleu": metrics.get("bleu"), "chrf": metrics.get("chrf"),
+          "price_accuracy": price.get("accuracy"), "price_macro_f1": price.get("macro_f1")}
+
+
+def load_results(args) -> Dict[str, List[dict]]:
+  results = {}
+  for row in ROWS:
+    for seed in range(1, args.seeds + 1):
+      path = result_path(args, row, seed)
+      if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+          results.setdefault(row, []).append(json.load(f))
+  return results
+
+
+def tuned_static(results: Dict[str, List[dict]]) -> str:
+  """The static-weight row with the best validation score relative to the single-task rows
+  (BLEU / translation alone's + price accuracy / price alone's, means over seeds)."""
+  def mean(row, split, key):
+    values = [r[split][key] for r in results.get(row, []) if r[split][key] is not None]
+    return sum(values) / len(values) if values else None
+  bleu_ref, acc_ref = mean("translation alone", "validation", "bleu"), mean(
+      "price alone", "validation", "price_accuracy")
+  candidates = {}
+  for w in STATIC_WEIGHTS:
+    row = BASELINE if w == "1" else f"fixed w={w}"
+    bleu, acc = mean(row, "validation", "bleu"), mean(row, "validation", "price_accuracy")
+    if None not in (bleu, acc, bleu_ref, acc_ref):
+      candidates[row] = bleu / max(bleu_ref, 1e-9) + acc / max(acc_ref, 1e-9)
+  return max(candidates, key=candidates.get) if candidates else ""
+
+
+def references(args) -> List[str]:
+  """Test references of the setup, read through auxseq's own data path (not stored)."""
+  from flags import config_from_argv  # pylint: disable=import-outside-toplevel
+  import data  # pylint: disable=import-outside-toplevel
+  workdir = os.path.join(args.out, args.setup, "_references")
+  config = config_from_argv(["main.py", f"--workdir={workdir}", *SETUPS[args.setup]])
+  bundle = data.load_data(config.data, workdir, config.train.seed)
+  return [t.decode("utf-8") for batch in bundle.eval_dataset("test", 256)
+          for t in batch["target_text"].numpy()]
+
+
+def _hypotheses(args, row: str, seed: int) -> List[str]:
+  with gzip.open(result_path(args, row, seed)[:-len(".json")] + ".test.hyp.gz", "rt",
+                 encoding="utf-8") as f:
+    return f.read().rstrip("\n").split("\n")
+
+
+def bootstrap_vs_baseline(args, results, refs: List[str]) -> Dict[str, dict]:
+  """Pooled paired bootstrap: each row's test translations over its seeds, concatenated in seed
+  order, against joint fixed's over the same seeds (seeds both rows have)."""
+  base_seeds = {r["seed"] for r in results.get(BASELINE, [])}
+  tests = {}
+  for row, runs in results.items():
+    seeds = sorted(base_seeds & {r["seed"] for r in runs})
+    if row in (BASELINE, "price alone") or not seeds:
+      continue
+    system = [h for s in seeds for h in _hypotheses(args, row, s)]
+    baseline = [h for s in seeds for h in _hypotheses(args, BASELINE, s)]
+    tests[row] = dict(stats.paired_bootstrap_bleu(baseline, system, refs * len(seeds),
+                                                  args.bootstrap_samples), seeds=len(seeds))
+  return tests
+
+
+def report(args) -> dict:
+  results = load_results(args)
+  tuned = tuned_static(results)
+  try:
+    tests = bootstrap_vs_baseline(args, results, references(args)) if results else {}
+  except (UserError, OSError, ValueError) as e:  # the references need the setup's data here
+    print(f"paired bootstrap skipped: {type(e).__name__}: {e}", file=sys.stderr)
+    tests = {}
+  table = {}
+  print(f"| row ({args.setup}, {args.steps} steps) | seeds | test BLEU | chrF | price acc. | "
+        f"price macro-F1 | BLEU vs {BASELINE} (pooled paired bootstrap) |")
+  print("|---|---|---|---|---|---|---|")
+  for row, runs in results.items():
+    cis = {k: stats.mean_ci([r["test"][k] for r in runs])
+           for k in ("bleu", "chrf", "price_accuracy", "price_macro_f1")}
+    table[row] = dict(cis, bootstrap=tests.get(row), tuned_static=row == tuned)
+    test = tests.get(row)
+    versus = (f"{test['system'] - test['baseline']:+.2f}, p = {test['p_value']:.3f}" if test
+              else "")
+    name = f"{row} (tuned static)" if row == tuned else row
+    print(f"| {name} | {len(runs)} | {stats.format_ci(cis['bleu'])} | "
+          f"{stats.format_ci(cis['chrf'])} | {stats.format_ci(cis['price_accuracy'], 3)} | "
+          f"{stats.format_ci(cis['price_macro_f1'], 3)} | {versus} |")
+  if table:
+    plot(args, table)
+  summary = {"setup": args.setup, "steps": args.steps, "tuned_static": tuned, "rows": table}
+  print(json.dumps(summary))
+  return summary
+
+
+def plot(args, table) -> None:
+  import matplotlib  # pylint: disable=import-outside-toplevel
+  matplotlib.use("Agg")
+  import matplotlib.pyplot as plt  # pylint: disable=import-outside-toplevel
+  rows = list(table)
+  fig, axes = plt.subplots(1, 2, figsize=(11, 0.4 * len(rows) + 1.5), sharey=True)
+  for ax, key, label in ((axes[0], "bleu", "test BLEU"), (axes[1], "price_accuracy",
+                                                          "price accuracy")):
+    means = [table[r][key]["mean"] for r in rows]
+    errors = [0 if table[r][key]["n"] < 2 else table[r][key]["half_width"] for r in rows]
+    ax.errorbar(means, range(len(rows)), xerr=errors, fmt="o", capsize=3)
+    ax.set_xlabel(f"{label} (mean ± 95% CI)")
+    ax.grid(alpha=0.3)
+  axes[0].set_yticks(range(len(rows)), rows)
+  fig.suptitle(f"seed-000, {args.setup} setup, {args.steps} steps")
+  fig.tight_layout()
+  path = args.plot or os.path.join(ROOT, "docs", "img", f"seed000_{args.setup}.png")
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  fig.savefig(path, dpi=110)
+  plt.close(fig)
 
 
 def main(argv=None):
   args = parse_args(argv)
-  wanted = set(filter(None, args.only.split(",")))
-  rows = [run_row(name, flags, args) for name, flags in ROWS if not wanted or name in wanted]
-  print("| schedule / combiner | test BLEU | chrF | price acc | price macro-F1 | wall s |")
-  print("|---|---|---|---|---|---|")
-  for r in rows:
-    if "error" in r:
-      print(f"| {r['row']} | error: {r['error']} | | | | |")
-    else:
-      print(f"| {r['row']} | {r['bleu']:.2f} | {r['chrf']:.2f} | {r['price_accuracy']:.3f} | "
-            f"{r['price_macro_f1']:.3f} | {r['wall_s']:.0f} |")
-  print(json.dumps({"steps": args.steps, "rows": rows}))
+  wanted = [r for r in args.only.split(";") if r] or list(ROWS)
+  unknown = sorted(set(wanted) - set(ROWS))
+  if unknown:
+    print(f"error: unknown rows {unknown}; known: {'; '.join(ROWS)}", file=sys.stderr)
+    return 2
+  if not args.report:
+    for seed in range(1, args.seeds + 1):  # seed-major: every row gets seed 1 before seed 2
+      for row in wanted:
+        if os.path.isfile(result_path(args, row, seed)):
+          continue
+        result = run_one(args, row, seed)
+        print(f"{row} seed {seed}: {json.dumps(result['test'])} ({result['wall_s']:.0f} s)",
+              file=sys.stderr, flush=True)
+  report(args)
   return 0
 
 
