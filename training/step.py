@@ -75,9 +75,15 @@ def head_losses(outputs, heads: Sequence[Head], batch, training: bool):
   return losses, weights, counts
 
 
+def forward(model, heads: Sequence[Head], batch, training: bool) -> Dict:
+  """The model's outputs for `batch`, with the extra cross-attention copies that heads with a
+  grad_scale need (`with_scaled_attention`). Every training path calls this."""
+  return with_scaled_attention(model, model(batch, training=training), heads, batch, training)
+
+
 def compute_losses(model, heads: Sequence[Head], batch, training: bool):
   """Forward pass and every head's loss terms: (outputs, losses, weights, counts)."""
-  outputs = with_scaled_attention(model, model(batch, training=training), heads, batch, training)
+  outputs = forward(model, heads, batch, training)
   return (outputs,) + head_losses(outputs, heads, batch, training)
 
 
@@ -175,7 +181,7 @@ def summed_gradients(model, heads, combiner, optimizer, variables, batches):
   grads, total, losses = None, 0.0, {}
   for batch in batches:
     with tf.GradientTape() as tape:
-      outputs = model(batch, training=True)
+      outputs = forward(model, heads, batch, training=True)
       terms, weights = head_terms(outputs, heads, batch, training=True)
       if counts is None:
         counts = all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})

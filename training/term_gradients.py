@@ -105,7 +105,7 @@ def _group_gradients(model, heads, batch, variables, counts, loss_scale):
   """{term: (grads, normalised loss, weight, global count)} of one row group's forward pass:
   one backward per term from one persistent tape."""
   with tf.GradientTape(persistent=True) as tape:
-    outputs = model(batch, training=True)
+    outputs = step_lib.forward(model, heads, batch, training=True)
     terms, weights = step_lib.head_terms(outputs, heads, batch, training=True)
     if counts is None:
       counts = step_lib.all_reduce_sum({n: tf.cast(t.count, tf.float32) for n, t in terms.items()})

@@ -185,3 +185,43 @@ def test_grad_scale_reaches_the_encoder_through_cross_attention(arch):
       np.testing.assert_allclose(gs, scale * g1, rtol=1e-4, atol=1e-4 * size)
     for g1, gs in zip(base[len(encoder):], scaled[len(encoder):]):
       np.testing.assert_allclose(gs, g1, rtol=1e-4, atol=1e-4 * size)
+
+
+@pytest.mark.parametrize("combiner", ["fixed", "pcgrad"])
+def test_train_step_detaches_an_attention_head_with_grad_scale_zero(combiner):
+  """The real step (summed or per-term gradients): with translation at weight 0 and only
+  attention_entropy:grad_scale=0 training, one SGD step moves decoder weights but no encoder
+  weight; with grad_scale=1 the encoder moves too."""
+  from configs.config import HeadSpec, ModelConfig  # pylint: disable=import-outside-toplevel
+  from heads.base import HeadContext  # pylint: disable=import-outside-toplevel
+  from heads.spec import build_heads  # pylint: disable=import-outside-toplevel
+  from model.seq2seq import build_model  # pylint: disable=import-outside-toplevel
+  from training import combine_grad  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
+  from training.combine import get_combiner_class  # pylint: disable=import-outside-toplevel
+  from training.step import trainable_variables  # pylint: disable=import-outside-toplevel
+  batch = {"source": tf.constant([[5, 6, 7, 3], [8, 9, 3, 0]]),
+           "target_in": tf.constant([[2, 5, 6], [2, 7, 0]]),
+           "target_out": tf.constant([[5, 6, 3], [7, 3, 0]])}
+  moved = {}
+  for scale in ("0", "1"):
+    keras.utils.set_random_seed(2)
+    model = build_model(ModelConfig(d_model=16, num_layers=2, num_heads=2, ffn_dim=16,
+                                    dropout=0.0, tie_embeddings=False), 20, 20)
+    model(batch)
+    context = HeadContext(vocab_size=20, d_model=16, summary_dim=16, num_layers=2,
+                          num_attention_heads=2, seed=1)
+    heads = build_heads([HeadSpec("translation", (("weight", "0"),)),
+                         HeadSpec("attention_entropy", (("layers", "all"), ("weight", "1"),
+                                                        ("grad_scale", scale)))], context)
+    terms = ["translation", "attention_entropy"]
+    comb = get_combiner_class(combiner)(terms)
+    optimizer = keras.optimizers.SGD(1.0)
+    optimizer.build(trainable_variables(model, heads, comb))
+    before = {v.path: v.numpy().copy() for v in model.trainable_variables}
+    make_train_step(model, heads, comb, optimizer)(batch)
+    moved[scale] = {p for p, value in before.items()
+                    if not np.array_equal(value, next(v for v in model.trainable_variables
+                                                      if v.path == p).numpy())}
+  encoder = lambda paths: {p for p in paths if "encoder" in p or "source_embedding" in p}  # noqa: E731
+  assert encoder(moved["1"]) and not encoder(moved["0"]), (sorted(moved["0"]))
+  assert moved["0"] - encoder(moved["0"])  # the decoder still learns from the head
