@@ -2,7 +2,8 @@
 from absl import flags
 
 flags.DEFINE_string("dataset", "gettext", "Main (translation) dataset: gettext (English->X from "
-                    "this machine's catalogs), parallel_text, tsv. See --list_datasets.")
+                    "this machine's catalogs), parallel_text, tsv, tfds (a prepared TensorFlow "
+                    "Datasets translation dataset). See --list_datasets.")
 flags.DEFINE_string("data_dir", "", "Directory of the dataset (parallel_text: train/val/test*.<lang> "
                     "files) or file (tsv).")
 flags.DEFINE_string("source_lang", "en", "Source language code.")

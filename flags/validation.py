@@ -114,6 +114,11 @@ def check_data(config: Config) -> None:
   if main.dataset == "parallel_text" and not os.path.isdir(main.data_dir):
     raise UserError(f"--data_dir={main.data_dir}: no such directory; --dataset=parallel_text "
                     "reads DATA_DIR/train.<lang>, val.<lang> and test*.<lang>")
+  if main.dataset == "tfds" and not os.path.isfile(os.path.join(main.data_dir,
+                                                                "dataset_info.json")):
+    raise UserError(f"--data_dir={main.data_dir}: not a prepared TFDS dataset version (no "
+                    "dataset_info.json); give e.g. ~/tensorflow_datasets/wmt14_translate/de-en/"
+                    "1.0.0")
   for i, source in enumerate(data.sources):
     if source.dataset == "tsv" and source.data_dir and not os.path.isfile(source.data_dir):
       where = "--data_dir=" if i == 0 else f"--mix=tsv:{source.weight:g}:"

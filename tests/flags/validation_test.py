@@ -29,6 +29,7 @@ STRING_CASES = {
                       ["--select_metric=nohead/accuracy"]],
     "dataset": [["--dataset=nope"], ["--dataset=parallel_text", f"--data_dir={MISSING}"]],
     "data_dir": [["--dataset=parallel_text", f"--data_dir={MISSING}"],
+                 ["--dataset=tfds", f"--data_dir={ROOT}"],
                  ["--dataset=tsv", f"--data_dir={MISSING}.tsv"]],
     "data_cache_dir": [[f"--data_cache_dir={ROOT / 'main.py'}"]],
     "source_lang": [["--source_lang="], ["--source_lang=e n"], ["--source_lang=de"]],
