@@ -82,7 +82,8 @@ def check_labels(heads) -> None:
 
 def make_optimizer(config: Config, variables, schedule) -> keras.optimizers.Optimizer:
   train = config.train
-  clip = None if train.clip_per_term else train.clip_norm or None  # per term: in the combiner
+  per_term = train.clip_per_term and train.schedule == "joint"  # then the combiner clips
+  clip = None if per_term else train.clip_norm or None
   optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
                                     global_clipnorm=clip)
   if train.precision == "mixed_float16":
