@@ -4,7 +4,9 @@ Modelled on keras.io "English-to-Spanish translation with a sequence-to-sequence
 learned token + position embeddings, post-LN blocks of `keras.layers.MultiHeadAttention`,
 `LayerNormalization`, `Dense` FFN and `Dropout`, a `Dense(vocab)` output layer, Adam and
 `SparseCategoricalCrossentropy(from_logits=True, ignore_class=0)` (padding masked), trained with
-`model.fit` in float32 on batches of a fixed size padded to their longest sentence. Token ids
+`model.fit` on batches of a fixed size padded to their longest sentence, in float32 or, as the
+Keras mixed-precision guide has it, under the `mixed_bfloat16` policy with a float32 output
+layer (so that auxseq is compared with the reference at the same precision). Token ids
 are random (Zipf-distributed, so there is something to learn); only the lengths are real.
 """
 import time
@@ -56,10 +58,11 @@ def _decoder_block(y, memory, memory_mask, d_model, num_heads, ffn_dim, dropout)
 
 def build_reference_model(vocab_size: int, d_model: int, num_layers: int, num_heads: int,
                           ffn_dim: int, dropout: float = 0.1, max_length: int = 128,
-                          learning_rate: float = 1e-3) -> keras.Model:
-  """Compiled float32 encoder-decoder: {source [B, S], target_in [B, T]} -> logits [B, T, V]."""
+                          learning_rate: float = 1e-3, precision: str = "float32") -> keras.Model:
+  """Compiled encoder-decoder under the dtype policy `precision` (float32 | mixed_bfloat16):
+  {source [B, S], target_in [B, T]} -> float32 logits [B, T, V]."""
   previous = keras.mixed_precision.global_policy().name
-  keras.mixed_precision.set_global_policy("float32")
+  keras.mixed_precision.set_global_policy(precision)
   try:
     source = keras.Input((None,), dtype="int32", name="source")
     target_in = keras.Input((None,), dtype="int32", name="target_in")
@@ -71,7 +74,7 @@ def build_reference_model(vocab_size: int, d_model: int, num_layers: int, num_he
         PositionalEmbedding(vocab_size, d_model, max_length)(target_in))
     for _ in range(num_layers):
       y = _decoder_block(y, x, mask, d_model, num_heads, ffn_dim, dropout)
-    logits = keras.layers.Dense(vocab_size)(y)
+    logits = keras.layers.Dense(vocab_size, dtype="float32")(y)  # float32 logits and loss
     model = keras.Model({"source": source, "target_in": target_in}, logits, name="reference")
   finally:
     keras.mixed_precision.set_global_policy(previous)
@@ -118,13 +121,13 @@ class ReferenceTrainer:
   name = "reference"
 
   def __init__(self, lengths: Lengths, batch_size: int, model_args: Dict, seed: int = 0,
-               learning_rate: float = 1e-3):
+               learning_rate: float = 1e-3, precision: str = "float32"):
     self.lengths, self.batch_size, self.model_args = lengths, batch_size, model_args
     self.rng = np.random.default_rng(seed)
     keras.utils.set_random_seed(seed)
     max_length = int(max(lengths.source.max(), lengths.target.max())) + 2
     self.model = build_reference_model(max_length=max_length, learning_rate=learning_rate,
-                                       **model_args)
+                                       precision=precision, **model_args)
     self.probe = random_batch(lengths, batch_size, model_args["vocab_size"], self.rng)
     self.losses: List[float] = [self.probe_loss()]
 

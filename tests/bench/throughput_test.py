@@ -7,7 +7,8 @@ import numpy as np
 
 from bench import flops, lengths, throughput
 
-REQUIRED = ("reference_tok_s", "auxseq_fp32_tok_s", "auxseq_bf16_tok_s", "ratio",
+REQUIRED = ("reference_tok_s", "reference_bf16_tok_s", "ratio_fp32", "ratio_bf16",
+            "reference_bf16_ceiling_fraction", "auxseq_fp32_tok_s", "auxseq_bf16_tok_s", "ratio",
             "reference_step_ms", "auxseq_fp32_step_ms", "auxseq_bf16_step_ms",
             "matmul_gflops_fp32", "matmul_gflops_bf16", "matmul_gflops_model_fp32",
             "matmul_gflops_model_bf16", "reference_ceiling_fraction",
@@ -29,6 +30,18 @@ def test_quick_run_reports_every_number_and_the_reference_trains(tmp_path, capsy
   assert result["heads_same_batches"] is True  # same stream: the overhead ratio compares like
   assert result["ratio"] == max(result["auxseq_fp32_tok_s"],
                                 result["auxseq_bf16_tok_s"]) / result["reference_tok_s"]
+  assert result["ratio_bf16"] == result["auxseq_bf16_tok_s"] / result["reference_bf16_tok_s"]
+  assert result["reference_bf16_loss"]["end"] < result["reference_bf16_loss"]["start"]
+
+
+def test_bf16_reference_runs_its_matmuls_in_bfloat16():
+  """The same-precision reference really is mixed: bfloat16 kernels, float32 logits."""
+  from bench import keras_reference  # pylint: disable=import-outside-toplevel
+  model = keras_reference.build_reference_model(vocab_size=50, d_model=16, num_layers=1,
+                                                num_heads=2, ffn_dim=32, precision="mixed_bfloat16")
+  dense = [layer for layer in model._flatten_layers() if layer.__class__.__name__ == "Dense"]
+  assert {layer.compute_dtype for layer in dense[:-1]} == {"bfloat16"}
+  assert dense[-1].compute_dtype == "float32" and model.output.dtype == "float32"
 
 
 def test_only_reference_needs_no_auxseq_part(tmp_path):
