@@ -8,4 +8,5 @@ from heads import guided_alignment  # noqa: F401
 from heads import head_disagreement  # noqa: F401
 from heads import length_ratio  # noqa: F401
 from heads import price  # noqa: F401
+from heads import rdrop  # noqa: F401
 from heads import translation  # noqa: F401

@@ -77,11 +77,16 @@ class Head(keras.layers.Layer):
     reads: model output keys this head reads (from model/outputs.py).
     labels: batch keys this head needs as labels.
     Options: frozen dataclass (subclass of HeadOptions) with the head's options and defaults.
+    second_pass: ask the step for a second forward pass (outputs[SECOND_PASS]).
   """
   head_name: ClassVar[str] = ""
   reads: ClassVar[Tuple[str, ...]] = ()
   labels: ClassVar[Tuple[str, ...]] = ()
   Options: ClassVar[type] = HeadOptions
+  # True: the step runs the model twice on each batch (two dropout draws) and hands the second
+  # pass's outputs under outputs[SECOND_PASS] (model/outputs.py); costs one more forward and
+  # backward per step. For consistency regularisers such as R-Drop.
+  second_pass: ClassVar[bool] = False
 
   def __init__(self, options: HeadOptions, context: HeadContext, **kwargs):
     super().__init__(name=kwargs.pop("name", self.head_name or None), **kwargs)
@@ -126,6 +131,8 @@ def safe_mean(term: LossTerm) -> tf.Tensor:
 
 
 def _to_float32(value):
+  if isinstance(value, dict):
+    return {key: _to_float32(v) for key, v in value.items()}
   if isinstance(value, (list, tuple)):
     return type(value)(_to_float32(v) for v in value)
   dtype = getattr(value, "dtype", None)

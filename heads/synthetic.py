@@ -36,7 +36,10 @@ def synthetic_outputs(context) -> Dict[str, object]:
   grid = np.arange(BATCH * TARGET_LEN * vocab, dtype=np.float32).reshape(BATCH, TARGET_LEN, vocab)
   enc = np.arange(BATCH * SOURCE_LEN * d, dtype=np.float32).reshape(BATCH, SOURCE_LEN, d)
   summ = np.arange(BATCH * summary, dtype=np.float32).reshape(BATCH, summary)
+  second = {out.LOGITS: tf.constant(np.sin(grid + 0.5)),  # another dropout draw's logits
+            out.TARGET_MASK: tf.constant((np.asarray(_TARGET_OUT) != 0).astype(np.float32))}
   return {
+      out.SECOND_PASS: second,
       out.LOGITS: tf.constant(np.sin(grid)),
       out.ENCODER_OUTPUTS: tf.constant(np.cos(0.3 * enc)),
       out.ENCODER_MASK: tf.constant((np.asarray(_SOURCE) != 0).astype(np.float32)),

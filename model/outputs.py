@@ -8,6 +8,12 @@
                     rows sum to 1 over real source positions and are exactly 0 on padding.
   TARGET_MASK       [B, T]     float   1.0 where target_in != 0 (BOS counts; an all-pad row,
                                        i.e. no translation, is all 0)
+
+Added by the training step, not by the model:
+  SECOND_PASS       dict       the outputs above from a second forward pass of the same batch
+                               (its own dropout draw); present only when a head declares
+                               `second_pass = True` (e.g. rdrop). With training=False the two
+                               passes are the same and SECOND_PASS is the first pass's outputs.
 """
 
 LOGITS = "logits"
@@ -16,6 +22,7 @@ ENCODER_MASK = "encoder_mask"
 ENCODER_SUMMARY = "encoder_summary"
 CROSS_ATTENTION = "cross_attention"
 TARGET_MASK = "target_mask"
+SECOND_PASS = "second_pass"
 
 ALL = (LOGITS, ENCODER_OUTPUTS, ENCODER_MASK, ENCODER_SUMMARY, CROSS_ATTENTION, TARGET_MASK)
 # Outputs a head may read whose gradient reaches the encoder (grad_scale applies to these).

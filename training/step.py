@@ -77,8 +77,13 @@ def head_losses(outputs, heads: Sequence[Head], batch, training: bool):
 
 def forward(model, heads: Sequence[Head], batch, training: bool) -> Dict:
   """The model's outputs for `batch`, with the extra cross-attention copies that heads with a
-  grad_scale need (`with_scaled_attention`). Every training path calls this."""
-  return with_scaled_attention(model, model(batch, training=training), heads, batch, training)
+  grad_scale need (`with_scaled_attention`) and, when a head asks for it (`second_pass`), a
+  second forward pass under outputs[SECOND_PASS]. Every training path calls this."""
+  outputs = with_scaled_attention(model, model(batch, training=training), heads, batch, training)
+  if any(getattr(head, "second_pass", False) for head in heads):
+    second = model(batch, training=True) if training else outputs  # same when not training
+    outputs = dict(outputs, **{out.SECOND_PASS: second})
+  return outputs
 
 
 def compute_losses(model, heads: Sequence[Head], batch, training: bool):
@@ -127,6 +132,7 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
   terms' gradients become the one update is `gradient_fn`'s choice; there is exactly one
   `optimizer.apply` per step, in `apply_fn`.
   """
+  from training import term_gradients  # pylint: disable=import-outside-toplevel
   variables = trainable_variables(model, heads, combiner)
   gradients = gradient_fn(model, heads, combiner, optimizer, variables)
   apply = apply_fn(combiner, optimizer, variables, strategy)
@@ -135,6 +141,10 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
     batches = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
     if strategy is None:
       grads, total, losses, used, counts = gradients(batches)
+    elif term_gradients.uses_term_gradients(combiner) or combiner.combiner_name != "fixed":
+      # per-term gradients summed over replicas, combined once (cross-replica context)
+      grads, total, losses, used, counts = term_gradients.replicated_combined_gradients(
+          strategy, model, heads, combiner, optimizer, variables, batches)
     else:  # losses and gradients are partial sums per replica: add them up
       per_replica = strategy.run(gradients, args=(batches,))
       grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
@@ -258,24 +268,20 @@ def check_step_options(combiner_name: str, accum_steps: int, replicas: int,
                        gradient_space: str = "weights", clip_per_term: bool = False) -> None:
   """Refuses what the step cannot do exactly.
 
-  Accumulation: `fixed` sums the micro-batches' gradients; every other combiner (and per-term
-  clipping) combines once per step, on per-term gradients summed over the micro-batches
-  (training/term_gradients.py), except gradient combiners at the encoder boundary. Several
-  replicas: only `fixed` without per-term clipping (the per-term path does not all-reduce
-  per-term gradients yet).
+  Accumulation and several replicas: `fixed` sums the micro-batches' (replicas') gradients;
+  every other combiner (and per-term clipping) combines once per step, on per-term gradients
+  summed over the micro-batches and replicas (training/term_gradients.py), except gradient
+  combiners at the encoder boundary, which see one micro-batch on one device.
   """
   from configs.errors import UserError  # pylint: disable=import-outside-toplevel
   from training.combine import get_combiner_class  # pylint: disable=import-outside-toplevel
   if accum_steps < 1:
     raise UserError(f"--accum_steps must be >= 1, got {accum_steps}")
-  if replicas > 1 and (combiner_name != "fixed" or clip_per_term):
-    raise UserError(f"--combiner={combiner_name}{' --clip_per_term' if clip_per_term else ''} "
-                    f"needs every replica's per-term gradients in one place; with several "
-                    f"replicas only --combiner=fixed (without --clip_per_term) is supported")
   boundary = get_combiner_class(combiner_name).needs_gradients and gradient_space == "boundary"
-  if accum_steps > 1 and boundary:
+  if (accum_steps > 1 or replicas > 1) and boundary:
     raise UserError(f"--combiner={combiner_name} --gradient_space=boundary sees one "
-                    f"micro-batch; with --accum_steps > 1 use --gradient_space=weights")
+                    f"micro-batch on one device; with --accum_steps > 1 or several replicas "
+                    f"use --gradient_space=weights")
 
 
 def _gradient_combined_loss(tape, model, heads, combiner, batch):

@@ -37,6 +37,8 @@ def _flat(outputs, keys):
   tensors = []
   for key in keys:
     value = outputs[key]
+    if isinstance(value, dict):  # a second pass: its float outputs
+      value = [v for k, v in value.items() if k not in MASKS]
     tensors.extend(value if isinstance(value, list) else [value])
   return tensors
 

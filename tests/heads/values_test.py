@@ -192,3 +192,21 @@ def test_domain_head_loss_metrics_and_predictions_by_hand():
   assert head.predict(outputs)["domain"].numpy().tolist() == [0, 0, 1]
   other = domain.DomainHead(domain.DomainOptions(hidden=(), dropout=0.0, label="catalog"), context)
   assert other.labels == ("catalog",)
+
+
+def test_rdrop_symmetric_kl_by_hand():
+  """p = softmax(0, 0) = (1/2, 1/2), q = softmax(ln 3, 0) = (3/4, 1/4):
+  KL(p||q) + KL(q||p) = sum (p - q)(ln p - ln q) = 1/4 ln(3/2) + 1/4 ln 2 = 1/4 ln 3; R-Drop's
+  term is half of it. The second position is padding (mask 0) and does not count."""
+  from heads import rdrop  # pylint: disable=import-outside-toplevel
+  from model import outputs as out  # pylint: disable=import-outside-toplevel
+  head = rdrop.RDropHead(rdrop.RDropOptions(), CTX)
+  first = tf.constant([[[0.0, 0.0], [5.0, -5.0]]])
+  second = tf.constant([[[math.log(3.0), 0.0], [-5.0, 5.0]]])
+  outputs = {out.LOGITS: first, out.SECOND_PASS: {out.LOGITS: second},
+             out.TARGET_MASK: tf.constant([[1.0, 0.0]])}
+  term = head.loss(outputs, {}, training=True)
+  assert float(term.total) == pytest.approx(0.125 * math.log(3.0), rel=1e-6)
+  assert float(term.count) == 1.0
+  same = dict(outputs, **{out.SECOND_PASS: {out.LOGITS: first}})
+  assert float(head.loss(same, {}, training=True).total) == 0.0

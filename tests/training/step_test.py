@@ -225,3 +225,32 @@ def test_train_step_detaches_an_attention_head_with_grad_scale_zero(combiner):
   encoder = lambda paths: {p for p in paths if "encoder" in p or "source_embedding" in p}  # noqa: E731
   assert encoder(moved["1"]) and not encoder(moved["0"]), (sorted(moved["0"]))
   assert moved["0"] - encoder(moved["0"])  # the decoder still learns from the head
+
+
+def test_rdrop_gets_a_second_dropout_pass_in_training_only():
+  """With dropout the two passes differ (rdrop > 0) and the step trains; evaluation
+  (training=False) hands the same outputs twice (rdrop = 0)."""
+  from configs.config import HeadSpec, ModelConfig  # pylint: disable=import-outside-toplevel
+  from heads.base import HeadContext  # pylint: disable=import-outside-toplevel
+  from heads.spec import build_heads  # pylint: disable=import-outside-toplevel
+  from model.seq2seq import build_model  # pylint: disable=import-outside-toplevel
+  from training.step import trainable_variables  # pylint: disable=import-outside-toplevel
+  keras.utils.set_random_seed(4)
+  model = build_model(ModelConfig(d_model=16, num_layers=1, num_heads=2, ffn_dim=16,
+                                  dropout=0.3), 20, 20)
+  batch = {"source": tf.constant([[5, 6, 7, 3], [8, 9, 3, 0]]),
+           "target_in": tf.constant([[2, 5, 6], [2, 7, 0]]),
+           "target_out": tf.constant([[5, 6, 3], [7, 3, 0]])}
+  model(batch)
+  heads = build_heads([HeadSpec("rdrop")], HeadContext(vocab_size=20, d_model=16,
+                                                       summary_dim=16, num_layers=1,
+                                                       num_attention_heads=2))
+  _, losses, _, counts = compute_losses(model, heads, batch, training=False)
+  assert float(losses["rdrop"]) == 0.0 and float(counts["rdrop"]) == 5.0
+  _, losses, _, _ = compute_losses(model, heads, batch, training=True)
+  assert float(losses["rdrop"]) > 0.0
+  combiner = FixedCombiner(["translation", "rdrop"])
+  optimizer = keras.optimizers.Adam(1e-2)
+  optimizer.build(trainable_variables(model, heads, combiner))
+  result = make_train_step(model, heads, combiner, optimizer)(batch)
+  assert float(result["loss/rdrop"]) > 0.0 and int(optimizer.iterations.numpy()) == 1
