@@ -90,7 +90,9 @@ def run_one(args, row: str, seed: int) -> dict:
   final = json.loads(proc.stdout.strip().splitlines()[-1])
   with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
     validation = [r for r in map(json.loads, f) if r.get("kind") == "validation"][-1]
-  result = {"row": row, "seed": seed, "setup": args.setup, "steps": args.steps,
+  commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                          text=True, cwd=ROOT).stdout.strip()
+  result = {"row": row, "seed": seed, "setup": args.setup, "steps": args.steps, "commit": commit,
             "test": _scores(final), "validation": _scores(validation),
             "wall_s": round(time.time() - start, 1), "command": " ".join(command[1:])}
   path = result_path(args, row, seed)
