@@ -178,7 +178,8 @@ def _write_info(workdir: str, config: DataConfig, label_info: dict, stats: dict)
 
 
 def _stored(config: DataConfig, workdir: str, chief: bool) -> Optional[DataBundle]:
-  """The bundle from WORKDIR/data_info.json and the workdir's model(s): no data read."""
+  """The bundle from WORKDIR/data_info.json and the workdir's model(s): no data read (None
+  when the workdir has neither, e.g. a fresh one or one written before data_info.json)."""
   path = os.path.join(workdir, INFO_FILE)
   models = [os.path.join(workdir, n) for n in vocab.model_names(config.joint_vocab)]
   if not os.path.exists(path) or not all(os.path.exists(p) for p in models):
@@ -186,7 +187,10 @@ def _stored(config: DataConfig, workdir: str, chief: bool) -> Optional[DataBundl
   with open(path, encoding="utf-8") as f:
     info = json.load(f)
   if info.get("signature") != json.loads(json.dumps(_signature(config))):
-    return None
+    # As before for the vocabulary: the workdir's model and label facts are what its checkpoints
+    # were trained with; streams still come from the data configured now.
+    logging.warning("data: %s was written for other data settings (%s); its vocabulary, label "
+                    "facts and statistics are used", path, info.get("signature"))
   labels = info["label_info"]
   label_info = {"price": np.asarray(labels["price"], np.float64),
                 "domain": tuple(labels["domain"]), "alignment": labels["alignment"]}

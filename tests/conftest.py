@@ -33,5 +33,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 # Prepared data and vocabularies go to a cache of this test session (data/prepare.py), never to
 # the user's ~/.cache; subprocesses (main.py) inherit it.
 _CACHE = tempfile.mkdtemp(prefix="auxseq-test-cache-")
+# Keras imports matplotlib, whose font cache also lives under XDG_CACHE_HOME: keep it where it
+# was, or every process would rebuild it (seconds, and ~100 MB of heap churn).
+os.environ.setdefault("MPLCONFIGDIR", os.path.join(
+    os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"),
+    "matplotlib"))
 os.environ["XDG_CACHE_HOME"] = _CACHE
 atexit.register(shutil.rmtree, _CACHE, True)

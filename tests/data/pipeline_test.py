@@ -153,7 +153,7 @@ def test_separate_vocabularies_and_unknown_dataset(setup, tmp_path):
   assert bundle.target_tokenizer.detokenize(
       bundle.target_tokenizer.tokenize(tf.constant(["APPLE BIRD"])).to_list()) == ["APPLE BIRD"]
   with pytest.raises(UserError, match="unknown dataset 'wmt'; known datasets: gettext, "
-                     "parallel_text, tsv"):
+                     "parallel_text, tfds, tsv"):
     data.load_data(dataclasses.replace(config, sources=(DataSourceConfig("wmt"),)),
                    str(tmp_path / "w"), 0)
-  assert set(data.list_sources()) == {"gettext", "parallel_text", "tsv"}
+  assert set(data.list_sources()) == {"gettext", "parallel_text", "tfds", "tsv"}

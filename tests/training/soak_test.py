@@ -54,7 +54,8 @@ def test_soak_memory_flat_and_workdir_clean(tmp_path, copy_corpus):
   # Nothing leaks: only the run's own files; at most keep_checkpoints (5) regular checkpoints.
   names = set(os.listdir(workdir))
   assert names <= {"checkpoints", "best", "tensorboard", "tfds", "config.json", "metrics.jsonl",
-                   "validation.hyp", "test.hyp", "vocab", "data_stats.json"} | {
+                   "validation.hyp", "test.hyp", "vocab", "data_stats.json",
+                   "data_info.json"} | {
                        n for n in names if n.startswith("spm")}, names
   index_files = [n for n in os.listdir(workdir / "checkpoints") if n.endswith(".index")]
   assert len(index_files) <= 5
