@@ -91,6 +91,7 @@ class Combiner(keras.layers.Layer):
   needs_gradients = False
   needs_main_task = False  # balances towards main_task: it must be one of the terms
   needs_variables = False  # keeps state per weight tensor: built with the model's variables
+  learns_weights = False  # has trainable balancing variables (not yet under several replicas)
 
   def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
                gradient_space: str = "weights", **kwargs):
@@ -120,6 +121,7 @@ class UncertaintyCombiner(Combiner):
   total = sum_i weight_i * (exp(-s_i) * loss_i + s_i), with one learnable log-variance s_i per
   term (initialised to 0, i.e. the `fixed` combination at step 0).
   """
+  learns_weights = True
 
   def __init__(self, term_names, **kwargs):
     super().__init__(term_names, **kwargs)

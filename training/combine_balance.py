@@ -14,6 +14,13 @@ from training.combine import register_combiner
 from training.combine_grad import GradientCombiner
 
 
+# An auxiliary gradient below this fraction of the main one (on a tensor, or an element) is
+# float round-off of a true zero (e.g. attention entropy's gradient on the encoder's last
+# LayerNorm bias, to which the softmax is invariant: ~1e-9 of translation's); scaling it up to
+# the main magnitude would turn noise into a full-size update. It is left unscaled.
+NEGLIGIBLE = 1e-6
+
+
 def _check_relax(relax: float) -> float:
   if not 0.0 <= relax <= 1.0:
     raise ValueError(f"relax factor must be in [0, 1], got {relax}")
@@ -29,7 +36,8 @@ class MetaBalance(GradientCombiner):
   starting from 0 as in the paper's code); each auxiliary gradient becomes
   w_i g_ik (r m_main,k / m_ik + 1 - r); G_k = the sum over terms. A tensor the main task does not
   reach keeps its auxiliary gradients unscaled (the paper assumes the main task reaches every
-  shared tensor). State: m, [K, tensors of the model].
+  shared tensor), and so does a negligible auxiliary gradient (`NEGLIGIBLE`, our addition).
+  State: m, [K, tensors of the model].
   """
   needs_main_task = True
   needs_variables = True
@@ -59,7 +67,8 @@ class MetaBalance(GradientCombiner):
         tf.transpose(tf.convert_to_tensor(self.norms)), index[:, None], tf.transpose(moving))))
     main = names.index(self.main_task)
     ratio = tf.math.divide_no_nan(moving[main][None, :], moving)  # [K, S]
-    factor = tf.where(moving[main][None, :] > 0, self.relax * ratio + 1 - self.relax, 1.0)
+    scaled = (moving[main][None, :] > 0) & (moving > NEGLIGIBLE * moving[main][None, :])
+    factor = tf.where(scaled, self.relax * ratio + 1 - self.relax, 1.0)
     column = {k: s for s, k in enumerate(tracked)}
     shared = []
     for k in range(len(positions)):
@@ -78,7 +87,8 @@ class TaskMoments(GradientCombiner):
 
   For every element of every shared tensor, v_i <- beta2 v_i + (1 - beta2) (w_i g_i)^2 per term
   (beta2 = 0.98, Adam's here); each auxiliary gradient becomes
-  w_i g_i (r sqrt(v_main) / (sqrt(v_i) + eps) + 1 - r), elementwise (1 where v_main = 0). With
+  w_i g_i (r sqrt(v_main) / (sqrt(v_i) + eps) + 1 - r), elementwise (1 where v_main = 0 or
+  sqrt(v_i) is negligible against sqrt(v_main), `NEGLIGIBLE`). With
   r = 1 every auxiliary gradient enters the one Adam at the main task's per-element RMS, so
   Adam's second moment is at most about K times the main task's own instead of being set by a
   task whose gradient is 3-15x larger; the update stays one Adam step (AdaTask instead keeps
@@ -117,8 +127,10 @@ class TaskMoments(GradientCombiner):
         if i == main:
           parts.append(g)
           continue
-        ratio = rms_main / (tf.sqrt(v[i]) + self.epsilon)
-        parts.append(g * tf.where(v[main] > 0, self.relax * ratio + 1 - self.relax, 1.0))
+        rms = tf.sqrt(v[i])
+        ratio = rms_main / (rms + self.epsilon)
+        scaled = (v[main] > 0) & (rms > NEGLIGIBLE * rms_main)
+        parts.append(g * tf.where(scaled, self.relax * ratio + 1 - self.relax, 1.0))
       shared.append(tf.add_n(parts))
     used = {n: tf.constant(weights[n], tf.float32) for n in names}
     return used, shared, tf.constant(0.0)

@@ -128,6 +128,7 @@ class GradNorm(GradientCombiner):
   renormalised to sum to K.
   """
   alpha = 1.5
+  learns_weights = True
 
   def __init__(self, term_names, **kwargs):
     super().__init__(term_names, **kwargs)

@@ -271,13 +271,20 @@ def check_step_options(combiner_name: str, accum_steps: int, replicas: int,
   Accumulation and several replicas: `fixed` sums the micro-batches' (replicas') gradients;
   every other combiner (and per-term clipping) combines once per step, on per-term gradients
   summed over the micro-batches and replicas (training/term_gradients.py), except gradient
-  combiners at the encoder boundary, which see one micro-batch on one device.
+  combiners at the encoder boundary, which see one micro-batch on one device. Combiners with
+  learnable weights (uncertainty, gradnorm) are refused on several replicas: their gradient
+  would be taken in cross-replica context, where mirrored variables have no handle.
   """
   from configs.errors import UserError  # pylint: disable=import-outside-toplevel
   from training.combine import get_combiner_class  # pylint: disable=import-outside-toplevel
   if accum_steps < 1:
     raise UserError(f"--accum_steps must be >= 1, got {accum_steps}")
-  boundary = get_combiner_class(combiner_name).needs_gradients and gradient_space == "boundary"
+  cls = get_combiner_class(combiner_name)
+  if replicas > 1 and cls.learns_weights:
+    raise UserError(f"--combiner={combiner_name} trains balancing weights, which the step "
+                    f"cannot differentiate across replicas yet; with several replicas use "
+                    f"a combiner without learnable weights (fixed, pcgrad, metabalance, ...)")
+  boundary = cls.needs_gradients and gradient_space == "boundary"
   if (accum_steps > 1 or replicas > 1) and boundary:
     raise UserError(f"--combiner={combiner_name} --gradient_space=boundary sees one "
                     f"micro-batch on one device; with --accum_steps > 1 or several replicas "

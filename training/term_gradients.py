@@ -142,6 +142,35 @@ def combined_gradients(model, heads, combiner, optimizer, variables, batches):
   return combined, total, losses, used, counts
 
 
+def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, variables,
+                                  batches):
+  """`combined_gradients` under a tf.distribute strategy: each replica takes per-term gradients
+  of its rows (divided by the global counts), they are summed over replicas, and the combiner
+  runs once, in cross-replica context (its state is updated once, on every copy)."""
+  scale = None
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    scale = tf.cast(optimizer.dynamic_scale, tf.float32)
+  static = {}  # trace-time structure: head weights and which gradients are None
+
+  def replica(batches):
+    grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale)
+    static.update(weights=weights, reached={n: [g is not None for g in gs]
+                                            for n, gs in grads.items()})
+    return {n: [g for g in gs if g is not None] for n, gs in grads.items()}, losses, counts
+
+  grads, losses, counts = strategy.run(replica, args=(batches,))
+  add = lambda v: strategy.reduce(tf.distribute.ReduceOp.SUM, v, axis=None)  # noqa: E731
+  first = lambda v: strategy.experimental_local_results(v)[0]  # noqa: E731
+  summed = {n: iter([add(g) for g in gs]) for n, gs in grads.items()}
+  grads = {n: [next(summed[n]) if reached else None for reached in static["reached"][n]]
+           for n in summed}
+  losses = {n: add(v) for n, v in losses.items()}
+  combined, total, used = combine_terms(combiner, losses, static["weights"], grads, variables)
+  if scale is not None:
+    combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
+  return combined, total, losses, used, {n: first(v) for n, v in counts.items()}
+
+
 def combine_terms(combiner, losses, weights, grads, variables):
   """Per-term gradients -> the one gradient over `variables`: (grads, total, used).
 

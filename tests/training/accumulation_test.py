@@ -93,12 +93,15 @@ def test_non_linear_combiners_accumulate_exactly(tmp_path, copy_corpus, combiner
 
 
 def test_options_the_step_cannot_do_exactly_are_refused():
-  with pytest.raises(UserError, match="only --combiner=fixed"):
-    check_step_options("pcgrad", 1, 2)
-  with pytest.raises(UserError, match="only --combiner=fixed"):
-    check_step_options("fixed", 1, 2, clip_per_term=True)
+  with pytest.raises(UserError, match="trains balancing weights"):
+    check_step_options("uncertainty", 1, 2)
+  with pytest.raises(UserError, match="trains balancing weights"):
+    check_step_options("gradnorm", 1, 2)
   with pytest.raises(UserError, match="--gradient_space=boundary sees one micro-batch"):
     check_step_options("pcgrad", 4, 1, "boundary")
+  with pytest.raises(UserError, match="--gradient_space=boundary sees one micro-batch"):
+    check_step_options("mgda_ub", 1, 2, "boundary")
   check_step_options("fixed", 4, 2)
   check_step_options("uncertainty", 4, 1)
-  check_step_options("metabalance", 4, 1, "weights", True)
+  check_step_options("metabalance", 4, 2, "weights", True)
+  check_step_options("pcgrad", 1, 2)

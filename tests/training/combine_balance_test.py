@@ -122,3 +122,15 @@ def test_bloop_projects_against_the_moving_average_by_hand():
   assert shared[0].numpy().tolist() == pytest.approx([1 - coeff * 0.18, 3 - coeff * 0.2],
                                                      rel=1e-5)
   assert comb.main_average[0].numpy().tolist() == pytest.approx([0.18, 0.2])
+
+
+def test_negligible_auxiliary_gradients_are_not_blown_up():
+  """Regression: attention entropy's gradient on the encoder's last LayerNorm bias is round-off
+  (~1e-9 of translation's; softmax is shift-invariant). Scaled to the main magnitude it became a
+  full-size random update (and made 2 replicas differ from 1 device by 0.06). Left unscaled."""
+  grads = {"translation": [tf.constant([3.0, 4.0])], "price": [tf.constant([3e-9, -4e-9])]}
+  one = {"translation": 1.0, "price": 1.0}
+  for comb in (combine_balance.MetaBalance(NAMES, variables=_variables([2]), relax=1.0),
+               combine_balance.TaskMoments(NAMES, variables=_variables([2]), relax=1.0)):
+    _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0])
+    assert shared[0].numpy().tolist() == pytest.approx([3.0, 4.0], abs=1e-7), comb.name

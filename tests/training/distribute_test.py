@@ -13,13 +13,16 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 
 
-def test_two_replicas_equal_one_device(tmp_path, copy_corpus):
+@pytest.mark.parametrize("combiner", ["fixed", "metabalance", "dwa"])
+def test_two_replicas_equal_one_device(tmp_path, copy_corpus, combiner):
+  """Issue 18: combiners other than fixed sum per-term gradients over the replicas and combine
+  once, so they too equal one device."""
   root = os.path.dirname(os.path.dirname(HERE))
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3",
              PYTHONPATH=os.pathsep.join([root, os.path.join(root, "tests")]))
   proc = subprocess.run([sys.executable, os.path.join(HERE, "mirrored_worker.py"),
-                         str(tmp_path / "w"), copy_corpus], capture_output=True, text=True,
-                        env=env, timeout=600)
+                         str(tmp_path / "w"), copy_corpus, combiner], capture_output=True,
+                        text=True, env=env, timeout=600)
   assert proc.returncode == 0, proc.stderr[-3000:]
   report = json.loads(proc.stdout.strip().splitlines()[-1])
   assert report["replicas"] == 2

@@ -40,8 +40,8 @@ def one_step(config, batch, strategy):
   return {k: float(v) for k, v in result.items()}, weights
 
 
-def main(workdir, data_dir):
-  config = tiny_config(workdir, data_dir, True, precision="float32")
+def main(workdir, data_dir, combiner="fixed"):
+  config = tiny_config(workdir, data_dir, True, precision="float32", combiner=combiner)
   config = dataclasses.replace(config, heads=parse_heads_spec("price:dropout=0;attention_entropy"))
   bundle = build_components(config).bundle
   batch = next(iter(bundle.train_dataset(512, 0)))
@@ -59,4 +59,4 @@ def main(workdir, data_dir):
 
 
 if __name__ == "__main__":
-  main(sys.argv[1], sys.argv[2])
+  main(*sys.argv[1:4])

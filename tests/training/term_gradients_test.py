@@ -224,3 +224,20 @@ def test_term_gradients_train_under_mixed_precision(tmp_path, copy_corpus, preci
     keras.mixed_precision.set_global_policy("float32")
   assert np.all(np.isfinite(losses)), losses
   assert np.mean(losses[-5:]) < np.mean(losses[:5]) - 0.5, losses
+
+
+def test_weight_zero_head_is_an_exact_no_op_with_metabalance(tmp_path, copy_corpus):
+  """Weight 0 removes the head before the step exists, so the per-term path (metabalance,
+  per-term clipping) trains bit-identically with and without it."""
+  results = []
+  for heads in ("price:dropout=0", "price:dropout=0;attention_entropy:weight=0;domain:weight=0"):
+    config = tiny_config(tmp_path / str(len(results)), copy_corpus, True, precision="float32",
+                         combiner="metabalance", clip_per_term=True)
+    c = build_components(dataclasses.replace(config, heads=parse_heads_spec(heads)))
+    assert c.term_names == ("translation", "price")
+    step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
+    for batch in c.bundle.train_dataset(512, 0).take(3):
+      step(batch)
+    results.append([v.numpy() for v in c.model.trainable_variables] + [c.combiner.norms.numpy()])
+  for a, b in zip(*results):
+    np.testing.assert_array_equal(a, b)
