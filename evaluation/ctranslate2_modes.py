@@ -1,5 +1,6 @@
 """The CTranslate2 side of the modes (training/modes.py dispatches here):
 `--mode=export --export_format=ctranslate2`, `--mode=translate|evaluate --engine=ctranslate2`."""
+import json
 import os
 import sys
 
@@ -30,6 +31,24 @@ def export_mode(config: Config) -> dict:
           "quantization": config.eval.quantization}
 
 
+def stale_export_note(workdir: str, directory: str) -> str:
+  """A warning when WORKDIR has checkpoints newer than the step the export was made from
+  ('' otherwise): the directory is reused as it is, never re-exported behind the user's back."""
+  path = os.path.join(directory, "auxseq.json")
+  exported = ""
+  if os.path.exists(path):
+    with open(path, encoding="utf-8") as f:
+      exported = json.load(f).get("checkpoint", "")
+  steps = [int(n[5:-6]) for n in os.listdir(os.path.join(workdir, "checkpoints"))
+           if n.startswith("ckpt-") and n.endswith(".index") and n[5:-6].isdigit()
+           ] if os.path.isdir(os.path.join(workdir, "checkpoints")) else []
+  if not exported.startswith("step ") or not steps or max(steps) <= int(exported[5:]):
+    return ""
+  return (f"{directory} holds the weights of {exported}; {workdir} has checkpoints up to step "
+          f"{max(steps)}: to serve newer weights, export again (--mode=export "
+          "--export_format=ctranslate2)")
+
+
 def _engine(config: Config, components=None):
   """The Engine on --ctranslate2_dir (default WORKDIR/ctranslate2), exported first if missing."""
   from evaluation.ctranslate2_engine import Engine
@@ -43,6 +62,10 @@ def _engine(config: Config, components=None):
     logging.info("no CTranslate2 model in %s: exporting it first (--quantization=%s)",
                  directory, config.eval.quantization)
     export(config, directory, components)
+  elif not config.eval.ctranslate2_dir:
+    note = stale_export_note(config.workdir, directory)
+    if note:
+      logging.warning(note)
   return Engine(directory)
 
 

@@ -83,3 +83,15 @@ def test_rnn_is_refused_with_one_line():
   config = dataclasses.replace(Config(), model=ModelConfig(model="rnn"))
   with pytest.raises(UserError, match="--model=transformer only, got --model=rnn"):
     cx.check_exportable(config)
+
+
+def test_stale_export_is_named(tmp_path):
+  from evaluation.ctranslate2_modes import stale_export_note
+  (tmp_path / "checkpoints").mkdir()
+  (tmp_path / "ct2").mkdir()
+  (tmp_path / "ct2" / "auxseq.json").write_text('{"checkpoint": "step 200"}')
+  (tmp_path / "checkpoints" / "ckpt-200.index").write_text("")
+  assert stale_export_note(str(tmp_path), str(tmp_path / "ct2")) == ""
+  (tmp_path / "checkpoints" / "ckpt-300.index").write_text("")
+  note = stale_export_note(str(tmp_path), str(tmp_path / "ct2"))
+  assert "the weights of step 200" in note and "checkpoints up to step 300" in note
