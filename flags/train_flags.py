@@ -35,9 +35,9 @@ flags.DEFINE_string("init_from", "", "Warm start: WORKDIR[@STEP] of a trained ru
                     "and shared heads' weights and vocabulary a new run starts from (fresh "
                     "optimizer and schedule; new heads freshly initialised). Default checkpoint: "
                     "the source run's last one.")
-flags.DEFINE_string("main_task", "translation", "The loss term that metabalance and "
-                    "task_moments balance the others towards, and that pcgrad never projects "
-                    "(any term name, e.g. translation or price).")
+flags.DEFINE_string("main_task", "translation", "The loss term that metabalance, "
+                    "task_moments, gcs and bloop balance the others towards, and that pcgrad "
+                    "never projects (any term name, e.g. translation or price).")
 flags.DEFINE_float("balance_relax", 0.7, "Relax factor r in [0, 1] of metabalance and "
                    "task_moments: 0 = plain weighted sum, 1 = every auxiliary gradient at the "
                    "main task's magnitude (He et al. 2022 use 0.7 by default).")
