@@ -9,7 +9,7 @@ import itertools
 
 import tensorflow as tf
 
-from training.step import boundary_forward, boundary_gradients
+from training.boundary import boundary_forward, boundary_gradients
 
 
 def make_grad_stats_fn(model, heads):

@@ -16,7 +16,7 @@ from model import outputs as out
 from tests_support import tiny_config
 from training.components import build_components
 from training.grad_stats import make_grad_stats_fn
-from training.step import boundary_forward, boundary_gradients
+from training.boundary import boundary_forward, boundary_gradients
 
 
 def _components(tmp_path, corpus, heads, mix_listings=False):

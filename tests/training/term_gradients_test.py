@@ -241,3 +241,17 @@ def test_weight_zero_head_is_an_exact_no_op_with_metabalance(tmp_path, copy_corp
     results.append([v.numpy() for v in c.model.trainable_variables] + [c.combiner.norms.numpy()])
   for a, b in zip(*results):
     np.testing.assert_array_equal(a, b)
+
+
+def test_boundary_space_still_trains_and_differs_from_weights(tmp_path, copy_corpus):
+  """--gradient_space=boundary keeps the older per-term gradients at the encoder outputs."""
+  moved = {}
+  for space in ("boundary", "weights"):
+    c = _components(tmp_path / space, copy_corpus, combiner="pcgrad", gradient_space=space)
+    assert term_gradients.uses_term_gradients(c.combiner) == (space == "weights")
+    batch = _mixed_batch(c)
+    before = [v.numpy().copy() for v in c.model.trainable_variables]
+    result = make_train_step(c.model, c.heads, c.combiner, c.optimizer)(batch)
+    assert bool(result["finite"]) and int(c.optimizer.iterations.numpy()) == 1
+    moved[space] = [v.numpy() - b for v, b in zip(c.model.trainable_variables, before)]
+  assert any(not np.allclose(a, b) for a, b in zip(moved["boundary"], moved["weights"]))
