@@ -36,6 +36,13 @@ def make_decoder(model, eval_config: EvalConfig):
   return decode
 
 
+def run_decoder(model, eval_config: EvalConfig):
+  """`make_decoder`, made once per model and decoding settings (validations reuse its trace)."""
+  key = ("decode", eval_config.beam_size, eval_config.length_penalty,
+         eval_config.max_decode_length)
+  return traced_once(model, key, lambda: make_decoder(model, eval_config))
+
+
 def translate_batches(decode_fn, batches, tokenizer, batch_size: int) -> List[str]:
   """Translates every `source` row of `batches`; results in input order.
 
@@ -144,9 +151,7 @@ def evaluate_split(components, eval_config: EvalConfig, split: str,
   bundle, model = components.bundle, components.model
   dataset = bundle.eval_dataset(split, eval_config.eval_batch_size, eval_config.max_eval_examples)
   start = time.time()
-  decode_fn = traced_once(model, ("decode", eval_config.beam_size, eval_config.length_penalty,
-                                  eval_config.max_decode_length),
-                          lambda: make_decoder(model, eval_config))
+  decode_fn = run_decoder(model, eval_config)
   references = [t.decode("utf-8") for batch in dataset for t in batch["target_text"].numpy()]
   if any(references):
     hypotheses = translate_batches(decode_fn, dataset, bundle.target_tokenizer,

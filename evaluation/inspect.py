@@ -24,7 +24,7 @@ import tensorflow as tf
 
 from data.tokenizer import BOS, EOS
 from evaluation import plots
-from evaluation.evaluate import head_metric_stats, make_decoder, make_stats_fn
+from evaluation.evaluate import head_metric_stats, make_decoder, make_stats_fn, run_decoder
 from model import outputs as out
 
 Pair = Tuple[int, int]
@@ -261,7 +261,7 @@ def write_validation_images(components, writer, step: int, sentences: Sequence[s
   and `confusion/<head>` (each classification head over the validation split; from
   `head_totals` when the caller has just evaluated it, else from a pass of its own)."""
   c = components
-  items = inspect_sentences(c, sentences, make_decoder(c.model, c.config.eval))
+  items = inspect_sentences(c, sentences, run_decoder(c.model, c.config.eval))
   marked = regularised_pairs(c.heads, c.model.num_cross_attention_layers,
                              c.model.num_attention_heads)
   by_name = {h.head_name: h for h in c.heads}

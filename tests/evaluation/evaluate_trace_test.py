@@ -20,3 +20,5 @@ def test_second_validation_traces_nothing(tmp_path):
   ev.evaluate_split(c, config.eval, "validation")
   assert list(ev._TRACED[c.model].values()) == functions
   assert [f.experimental_get_tracing_count() for f in functions] == traced
+  # the validation pictures decode with the same function
+  assert ev.run_decoder(c.model, config.eval) is functions[0]
