@@ -101,6 +101,14 @@ def check_run(config: Config) -> None:
                       f"--eval_every=N as well")
 
 
+def reads_data(config: Config) -> bool:
+  """Whether the mode reads the data: training and diagnose, evaluate and inspect on a split.
+  Translate, export, and evaluate / inspect on --input_file use the workdir's stored vocabulary
+  and label facts only (data/__init__.py), so their data files need not exist any more."""
+  return config.mode in ("train", "diagnose") or (
+      config.mode in ("evaluate", "inspect") and not config.eval.input_file)
+
+
 def check_data(config: Config) -> None:
   data = config.data
   for name in ("source_lang", "target_lang"):
@@ -111,16 +119,18 @@ def check_data(config: Config) -> None:
     raise UserError(f"--target_lang={data.target_lang}: equals --source_lang; translation needs "
                     "two languages")
   main = data.sources[0]
-  if main.dataset == "parallel_text" and not os.path.isdir(main.data_dir):
+  reads = reads_data(config)  # inference modes use the workdir's stored vocabulary and facts
+  if reads and main.dataset == "parallel_text" and not os.path.isdir(main.data_dir):
     raise UserError(f"--data_dir={main.data_dir}: no such directory; --dataset=parallel_text "
                     "reads DATA_DIR/train.<lang>, val.<lang> and test*.<lang>")
-  if main.dataset == "tfds" and not os.path.isfile(os.path.join(main.data_dir,
-                                                                "dataset_info.json")):
+  if reads and main.dataset == "tfds" and not os.path.isfile(
+      os.path.join(main.data_dir, "dataset_info.json")):
     raise UserError(f"--data_dir={main.data_dir}: not a prepared TFDS dataset version (no "
                     "dataset_info.json); give e.g. ~/tensorflow_datasets/wmt14_translate/de-en/"
                     "1.0.0")
   for i, source in enumerate(data.sources):
-    if source.dataset == "tsv" and source.data_dir and not os.path.isfile(source.data_dir):
+    if reads and source.dataset == "tsv" and source.data_dir and not os.path.isfile(
+        source.data_dir):
       where = "--data_dir=" if i == 0 else f"--mix=tsv:{source.weight:g}:"
       raise UserError(f"{where}{source.data_dir}: no such file; give a .tsv file "
                       "('' = the embedded Inside Airbnb listings)")
