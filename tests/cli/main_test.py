@@ -76,7 +76,7 @@ def test_bad_parallel_files(tmp_path, copy_corpus, case):
     (["--model=lstm"], ["flag --model=lstm"]),
     (["--preset=huge"], ["unknown preset 'huge'"]),
     (["--train_steps=ten"], ["flag --train_steps=ten"]),
-    (["--head_modules=/nonexistent/x.py"], ["does not exist"]),
+    (["--head_modules=/nonexistent/x.py"], ["--head_modules=/nonexistent/x.py: no such file"]),
 ])
 def test_bad_flags_and_heads(tmp_path, copy_corpus, args, fragments):
   workdir = tmp_path / "w"
