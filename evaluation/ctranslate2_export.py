@@ -23,11 +23,11 @@ side, how sources are capped, the decoding defaults of the run).
 import json
 import os
 import shutil
-import tempfile
 
 import numpy as np
 
 from configs.errors import UserError
+from training.workdir import atomic_directory
 
 LAYER_NORM_EPSILON = 1e-6  # model/transformer.py _norm
 POSITION_TABLE_LENGTH = 1024
@@ -146,10 +146,7 @@ def export_ctranslate2(components, directory: str, checkpoint: str = "") -> str:
   check_exportable(config)
   src, tgt = bundle.source_tokenizer, bundle.target_tokenizer
   spec = build_spec(components.model, _pieces(src), _pieces(tgt))
-  parent = os.path.dirname(os.path.abspath(directory))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".ctranslate2-", dir=parent)
-  try:
+  with atomic_directory(directory, ".ctranslate2-") as tmp:
     spec.optimize(quantization=config.eval.quantization)
     spec.save(tmp)
     names = ("spm.model", "spm.model") if src is tgt else ("spm.src.model", "spm.tgt.model")
@@ -157,10 +154,4 @@ def export_ctranslate2(components, directory: str, checkpoint: str = "") -> str:
     shutil.copyfile(tgt.model_path, os.path.join(tmp, names[1]))
     with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
       json.dump(manifest(config, checkpoint, *names), f, indent=2, sort_keys=True)
-    if os.path.exists(directory):
-      shutil.rmtree(directory)
-    os.replace(tmp, directory)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return directory

@@ -117,17 +117,11 @@ def evaluate_mode(config: Config) -> dict:
   """BLEU/chrF/TER of CTranslate2's translations of --split (or --input_file against
   --reference_file); the hypotheses go to --output_file (default WORKDIR/evaluate.hyp)."""
   from evaluation.scorers import score_corpus
-  from training.modes import _read_lines
+  from training.modes import read_evaluation_files
   from training.workdir import append_metrics, atomic_write_text
   cfg = config.eval
   if cfg.input_file:
-    if not cfg.reference_file:
-      raise UserError("--input_file needs --reference_file in --mode=evaluate")
-    sources = _read_lines(cfg.input_file, "--input_file")
-    references = _read_lines(cfg.reference_file, "--reference_file")
-    if len(sources) != len(references):
-      raise UserError(f"--input_file has {len(sources)} lines but --reference_file has "
-                      f"{len(references)}")
+    sources, references = read_evaluation_files(cfg)
     hypotheses = evaluate_lines(config, sources)
     metrics = dict(score_corpus(hypotheses, references), input_file=cfg.input_file)
   else:

@@ -3,8 +3,6 @@ head predictions, with SentencePiece tokenisation inside the graph (only TensorF
 tensorflow-text are needed to load it)."""
 import json
 import os
-import shutil
-import tempfile
 
 import tensorflow as tf
 import tensorflow_text as tf_text
@@ -12,6 +10,7 @@ import tensorflow_text as tf_text
 from data.special_ids import BOS, EOS
 from heads.base import call_head, float32_outputs
 from model import decoding
+from training.workdir import atomic_directory
 
 
 class Translator(tf.Module):
@@ -79,18 +78,9 @@ def export(components, directory: str) -> str:
   translator = Translator(components.model, components.heads, bundle.source_tokenizer.model_path,
                           bundle.target_tokenizer.model_path, config.eval,
                           4 * config.data.max_length)
-  parent = os.path.dirname(os.path.abspath(directory))
-  os.makedirs(parent, exist_ok=True)
-  tmp = tempfile.mkdtemp(prefix=".export-", dir=parent)
-  try:
+  with atomic_directory(directory, ".export-") as tmp:
     tf.saved_model.save(translator, tmp, signatures={"serving_default": translator.translate})
     with open(os.path.join(tmp, LABELS_FILE), "w", encoding="utf-8") as f:
       json.dump(label_meanings(translator.heads), f, indent=2, sort_keys=True)
-    if os.path.exists(directory):
-      shutil.rmtree(directory)
-    os.replace(tmp, directory)
-  except BaseException:
-    shutil.rmtree(tmp, ignore_errors=True)
-    raise
   return directory
 

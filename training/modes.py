@@ -54,6 +54,19 @@ def _read_lines(path: str, what: str):
   return read_lines(path, what, allow_empty=True)
 
 
+def read_evaluation_files(cfg):
+  """(sources, references) of --mode=evaluate's --input_file and --reference_file: UserError
+  when the reference file is missing or the line counts differ."""
+  if not cfg.reference_file:
+    raise UserError("--input_file needs --reference_file in --mode=evaluate")
+  sources = _read_lines(cfg.input_file, "--input_file")
+  references = _read_lines(cfg.reference_file, "--reference_file")
+  if len(sources) != len(references):
+    raise UserError(f"--input_file has {len(sources)} lines but --reference_file has "
+                    f"{len(references)}")
+  return sources, references
+
+
 @register_mode("evaluate")
 def evaluate_mode(config: Config) -> None:
   from evaluation import evaluate as ev
@@ -65,13 +78,7 @@ def evaluate_mode(config: Config) -> None:
   c = components_for_inference(config)
   cfg = config.eval
   if cfg.input_file:
-    if not cfg.reference_file:
-      raise UserError("--input_file needs --reference_file in --mode=evaluate")
-    sources = _read_lines(cfg.input_file, "--input_file")
-    references = _read_lines(cfg.reference_file, "--reference_file")
-    if len(sources) != len(references):
-      raise UserError(f"--input_file has {len(sources)} lines but --reference_file has "
-                      f"{len(references)}")
+    sources, references = read_evaluation_files(cfg)
     decode_fn = ev.make_decoder(c.model, cfg)
     hypotheses = ev.translate_batches(decode_fn, c.bundle.text_dataset(sources, cfg.eval_batch_size),
                                       c.bundle.target_tokenizer, cfg.eval_batch_size)

@@ -32,6 +32,23 @@ def atomic_write_text(path: str, text: str) -> None:
     raise
 
 
+@contextlib.contextmanager
+def atomic_directory(directory: str, prefix: str):
+  """Yields a temporary directory beside `directory` to fill; on success it replaces
+  `directory` whole, on any exception it is removed and `directory` stays as it was."""
+  parent = os.path.dirname(os.path.abspath(directory))
+  os.makedirs(parent, exist_ok=True)
+  tmp = tempfile.mkdtemp(prefix=prefix, dir=parent)
+  try:
+    yield tmp
+    if os.path.exists(directory):
+      shutil.rmtree(directory)
+    os.replace(tmp, directory)
+  except BaseException:
+    shutil.rmtree(tmp, ignore_errors=True)
+    raise
+
+
 def _fingerprint(config_dict: dict) -> dict:
   fingerprint = {key: config_dict.get(key) for key in _FINGERPRINT_KEYS}
   fingerprint["combiner"] = config_dict.get("train", {}).get("combiner")
