@@ -262,8 +262,8 @@ def prepare(reader: str, data_dir: str, source_lang: str, target_lang: str,
   if not os.path.exists(marker):
     if chief:
       os.makedirs(cache_dir, exist_ok=True)
-      log(f"Preparing data from FILES: {reader} {source_lang}-{target_lang} "
-          f"{watched_path(reader, data_dir, target_lang)} -> {final}")
+      log(f"Preparing data from {watched_path(reader, data_dir, target_lang)} ({reader} "
+          f"{source_lang}-{target_lang}) into {final}")
       start = time.time()
       _build(reader, data_dir, source_lang, target_lang, final)
       log(f"Prepared {final} in {time.time() - start:.1f} s")

@@ -25,7 +25,7 @@ def _digest(arrays) -> str:
 
 
 def main(corpus: str, cache: str, workdir: str) -> None:
-  logging.set_verbosity(logging.INFO)  # "Preparing data from FILES" is logged at INFO
+  logging.set_verbosity(logging.INFO)  # "Preparing data from ..." is logged at INFO
   config = DataConfig(sources=(DataSourceConfig("parallel_text", corpus),), vocab_size=60,
                       max_length=16, batch_tokens=128, shuffle_buffer=32, data_cache_dir=cache,
                       tokenizer_sample=200)

@@ -136,7 +136,8 @@ def test_small_train_split_keeps_file_order_and_counts_while_streaming(tmp_path)
   logged = []
   source = prep.prepare("parallel_text", corpus, "en", "de", str(tmp_path / "cache"),
                         log=logged.append)
-  assert logged[0].startswith("Preparing data from FILES: parallel_text en-de")
+  assert logged[0] == (f"Preparing data from {corpus} (parallel_text en-de) into "
+                       f"{source.path}"), logged[0]
   assert not any("Downloading" in line for line in logged)
   assert [int(r["source"].split()[0]) for r in source.rows("train")] == list(range(500))
   assert source.auxseq_stats["train_examples"] == 500
