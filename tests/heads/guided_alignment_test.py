@@ -93,7 +93,9 @@ def _scalars(workdir, tag):
 
 def test_three_steps_on_aligned_parallel_text(tmp_path, copy_corpus):
   _align_files(copy_corpus)
-  config = tiny_config(tmp_path / "run", copy_corpus, True, train_steps=3, log_every=1,
+  # Without the listings: length bucketing can fill a batch with short listing titles alone,
+  # which carry no alignment (the clean-clone CI run drew one at step 3: loss 0 there).
+  config = tiny_config(tmp_path / "run", copy_corpus, False, train_steps=3, log_every=1,
                        checkpoint_every=3)
   config = dataclasses.replace(config, heads=(HeadSpec("guided_alignment", (("weight", "1"),)),))
   metrics = loop.train(config)
