@@ -50,6 +50,11 @@ ROWS = {
     "mgda_ub": ["--heads=price", "--combiner=mgda_ub"],
     "metabalance": ["--heads=price", "--combiner=metabalance"],
     "metabalance + clip per term": ["--heads=price", "--combiner=metabalance", "--clip_per_term"],
+    "metabalance shrink": ["--heads=price", "--combiner=metabalance", "--balance_strategy=shrink",
+                           "--balance_relax=1"],
+    "metabalance shrink 0.3": ["--heads=price", "--combiner=metabalance",
+                               "--balance_strategy=shrink", "--balance_relax=1",
+                               "--balance_target=0.3"],
 }
 BASELINE = "joint fixed"
 

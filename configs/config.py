@@ -119,7 +119,11 @@ class TrainConfig:
     main_task: the loss term metabalance / task_moments balance the others towards and pcgrad
       never projects (docs/balancing.md).
     balance_relax: relax factor r in [0, 1] of metabalance / task_moments (0 = plain weighted
-      sum, 1 = full equalisation to the main task's magnitude).
+      sum, 1 = full equalisation to the target magnitude).
+    balance_strategy: which auxiliary gradients metabalance / task_moments rescale (He et al.
+      2022, strategies A-C): shrink (only those above the target), enlarge (only those below)
+      or both.
+    balance_target: the target magnitude as a fraction of the main task's (1 = the paper's).
     clip_per_term: clip each term's weighted gradient to clip_norm before the terms are
       combined (per-term gradients over the weights), instead of one clip of the sum.
     gradient_space: where gradient combiners take per-term gradients: weights (the shared
@@ -152,6 +156,8 @@ class TrainConfig:
   alternate_ratio: int = 10
   main_task: str = "translation"
   balance_relax: float = 0.7
+  balance_strategy: str = "both"
+  balance_target: float = 1.0
   clip_per_term: bool = False
   gradient_space: str = "weights"
   init_from: str = ""

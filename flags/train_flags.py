@@ -41,6 +41,12 @@ flags.DEFINE_string("main_task", "translation", "The loss term that metabalance,
 flags.DEFINE_float("balance_relax", 0.7, "Relax factor r in [0, 1] of metabalance and "
                    "task_moments: 0 = plain weighted sum, 1 = every auxiliary gradient at the "
                    "main task's magnitude (He et al. 2022 use 0.7 by default).")
+flags.DEFINE_enum("balance_strategy", "both", ["both", "shrink", "enlarge"], "Which "
+                  "auxiliary gradients metabalance and task_moments rescale towards the target "
+                  "(He et al. 2022, strategies A-C): shrink = only those larger than it, "
+                  "enlarge = only smaller ones, both = all.")
+flags.DEFINE_float("balance_target", 1.0, "Target magnitude of metabalance and task_moments, "
+                   "as a fraction of the main task's gradient magnitude (1 = the paper's).")
 flags.DEFINE_bool("clip_per_term", False, "Clip each loss term's weighted gradient to "
                   "--clip_norm before the terms are combined (instead of one clip of the sum), "
                   "so one term's norm cannot shrink another's update.")

@@ -69,6 +69,8 @@ def make_combiner(train, term_names, variables=()):
   if cls.needs_variables:
     kwargs["variables"] = list(variables)
     kwargs["relax"] = train.balance_relax
+    if cls.balances_magnitude:
+      kwargs.update(strategy=train.balance_strategy, target=train.balance_target)
   return cls(term_names, **kwargs)
 
 
@@ -92,6 +94,7 @@ class Combiner(keras.layers.Layer):
   needs_main_task = False  # balances towards main_task: it must be one of the terms
   needs_variables = False  # keeps state per weight tensor: built with the model's variables
   learns_weights = False  # has trainable balancing variables (not yet under several replicas)
+  balances_magnitude = False  # takes --balance_strategy and --balance_target
 
   def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
                gradient_space: str = "weights", **kwargs):

@@ -2,8 +2,13 @@
 
 Both combiners take per-term gradients over the shared weights (training/term_gradients.py),
 leave the main task's gradient (`--main_task`, default `translation`) as it is, and rescale
-every auxiliary gradient towards the main one's magnitude with relax factor r (`--balance_relax`):
-g_aux <- g_aux * (r * scale + 1 - r); r = 0 is the plain weighted sum, r = 1 full equalisation.
+every auxiliary gradient towards a target magnitude, rho times the main one's
+(`--balance_target`, rho = 1 in the paper), with relax factor r (`--balance_relax`):
+g_aux <- g_aux * (r * rho * m_main / m_aux + 1 - r); r = 0 is the plain weighted sum, r = 1 puts
+the auxiliary gradient at the target. `--balance_strategy` says which gradients are rescaled
+(He et al. 2022, Section 4, strategies A-C): `shrink` only those above the target (a cap: an
+auxiliary term can never move a shared tensor more than rho times the main task does),
+`enlarge` only those below it, `both` all of them.
 Their state (moving averages per term and tensor) is non-trainable combiner state, saved in the
 checkpoint with the rest of the combiner. Weights only one term reaches (the heads' own, the
 decoder when only translation reads it) get the plain weighted gradient.
@@ -27,6 +32,31 @@ def _check_relax(relax: float) -> float:
   return float(relax)
 
 
+STRATEGIES = ("both", "shrink", "enlarge")
+
+
+def _check_strategy(strategy: str, target: float):
+  if strategy not in STRATEGIES:
+    raise ValueError(f"strategy must be one of {STRATEGIES}, got {strategy!r}")
+  if not target > 0:
+    raise ValueError(f"target must be > 0, got {target}")
+  return strategy, float(target)
+
+
+def rescale_factor(main, aux, relax, strategy, target):
+  """The factor each auxiliary gradient is multiplied by, elementwise over `main` / `aux`
+  (magnitudes of the main and an auxiliary gradient, >= 0): r rho main / aux + 1 - r where the
+  strategy applies, 1 where it does not, where the main task has no gradient, or where the
+  auxiliary one is negligible against it."""
+  goal = target * main
+  applies = (main > 0) & (aux > NEGLIGIBLE * main)
+  if strategy == "shrink":
+    applies &= aux > goal
+  elif strategy == "enlarge":
+    applies &= aux < goal
+  return tf.where(applies, relax * tf.math.divide_no_nan(goal, aux) + 1 - relax, 1.0)
+
+
 @register_combiner("metabalance")
 class MetaBalance(GradientCombiner):
   """He et al. 2022, "MetaBalance: Improving Multi-Task Recommendations via Adapting Gradient
@@ -41,11 +71,14 @@ class MetaBalance(GradientCombiner):
   """
   needs_main_task = True
   needs_variables = True
+  balances_magnitude = True
   beta = 0.9
 
-  def __init__(self, term_names, variables=(), relax: float = 0.7, **kwargs):
+  def __init__(self, term_names, variables=(), relax: float = 0.7, strategy: str = "both",
+               target: float = 1.0, **kwargs):
     super().__init__(term_names, **kwargs)
     self.relax = _check_relax(relax)
+    self.strategy, self.target = _check_strategy(strategy, target)
     self.slots = len(variables)
     self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
                                                               max(self.slots, 1)),
@@ -66,9 +99,8 @@ class MetaBalance(GradientCombiner):
     self.norms.assign(tf.transpose(tf.tensor_scatter_nd_update(
         tf.transpose(tf.convert_to_tensor(self.norms)), index[:, None], tf.transpose(moving))))
     main = names.index(self.main_task)
-    ratio = tf.math.divide_no_nan(moving[main][None, :], moving)  # [K, S]
-    scaled = (moving[main][None, :] > 0) & (moving > NEGLIGIBLE * moving[main][None, :])
-    factor = tf.where(scaled, self.relax * ratio + 1 - self.relax, 1.0)
+    factor = rescale_factor(moving[main][None, :], moving, self.relax, self.strategy,
+                            self.target)  # [K, S]
     column = {k: s for s, k in enumerate(tracked)}
     shared = []
     for k in range(len(positions)):
@@ -97,12 +129,14 @@ class TaskMoments(GradientCombiner):
   """
   needs_main_task = True
   needs_variables = True
+  balances_magnitude = True
   beta_2 = 0.98
-  epsilon = 1e-12
 
-  def __init__(self, term_names, variables=(), relax: float = 0.7, **kwargs):
+  def __init__(self, term_names, variables=(), relax: float = 0.7, strategy: str = "both",
+               target: float = 1.0, **kwargs):
     super().__init__(term_names, **kwargs)
     self.relax = _check_relax(relax)
+    self.strategy, self.target = _check_strategy(strategy, target)
     self.slots = len(variables)
     self.moments = [[self.add_weight(name=f"v_{i}_{j}", shape=tuple(v.shape),
                                      initializer="zeros", trainable=False)
@@ -127,10 +161,8 @@ class TaskMoments(GradientCombiner):
         if i == main:
           parts.append(g)
           continue
-        rms = tf.sqrt(v[i])
-        ratio = rms_main / (rms + self.epsilon)
-        scaled = (v[main] > 0) & (rms > NEGLIGIBLE * rms_main)
-        parts.append(g * tf.where(scaled, self.relax * ratio + 1 - self.relax, 1.0))
+        parts.append(g * rescale_factor(rms_main, tf.sqrt(v[i]), self.relax, self.strategy,
+                                        self.target))
       shared.append(tf.add_n(parts))
     used = {n: tf.constant(weights[n], tf.float32) for n in names}
     return used, shared, tf.constant(0.0)

@@ -74,7 +74,8 @@ def test_balancing_state_round_trips_through_the_checkpoint(tmp_path):
 
 def _train(**kwargs):
   fields = dict(combiner="metabalance", main_task="translation", clip_norm=1.0,
-                clip_per_term=False, gradient_space="weights", balance_relax=0.7)
+                clip_per_term=False, gradient_space="weights", balance_relax=0.7,
+                balance_strategy="both", balance_target=1.0)
   fields.update(kwargs)
   return types.SimpleNamespace(**fields)
 
@@ -134,3 +135,47 @@ def test_negligible_auxiliary_gradients_are_not_blown_up():
                combine_balance.TaskMoments(NAMES, variables=_variables([2]), relax=1.0)):
     _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0])
     assert shared[0].numpy().tolist() == pytest.approx([3.0, 4.0], abs=1e-7), comb.name
+
+
+def test_metabalance_strategies_and_target_by_hand():
+  """r = 1, one step (beta = 0.9): m_t = 0.1 * 5 = 0.5 on tensor 0 and 0.1 * 1 = 0.1 on tensor
+  1; price's m_p = 0.1 * 10 = 1 and 0.1 * 0.05 = 0.005.
+  shrink, rho = 1: tensor 0 price above 0.5 -> scaled to norm 5 (its step norm 10 * 0.5 / 1);
+  tensor 1 below 0.1 -> untouched.
+  enlarge: tensor 0 untouched; tensor 1 scaled by 0.1 / 0.005 = 20 -> (0, 1).
+  shrink, rho = 0.2: tensor 0 target 0.1 -> factor 0.1 / 1 = 0.1 -> price at norm 1."""
+  grads = {"translation": [tf.constant([3.0, 4.0]), tf.constant([1.0, 0.0])],
+           "price": [tf.constant([0.0, 10.0]), tf.constant([0.0, 0.05])]}
+  one = {"translation": 1.0, "price": 1.0}
+
+  def run(strategy, target):
+    comb = combine_balance.MetaBalance(NAMES, variables=_variables([2], [2]), relax=1.0,
+                                       strategy=strategy, target=target)
+    _, shared, _ = comb.combine_tensors(LOSSES, one, grads, [0, 1])
+    return [s.numpy().tolist() for s in shared]
+
+  shrink = run("shrink", 1.0)
+  assert shrink[0] == pytest.approx([3.0, 4.0 + 5.0])
+  assert shrink[1] == pytest.approx([1.0, 0.05])
+  enlarge = run("enlarge", 1.0)
+  assert enlarge[0] == pytest.approx([3.0, 14.0])
+  assert enlarge[1] == pytest.approx([1.0, 1.0])
+  both = run("both", 1.0)
+  assert both[0] == pytest.approx(shrink[0]) and both[1] == pytest.approx(enlarge[1])
+  assert run("shrink", 0.2)[0] == pytest.approx([3.0, 4.0 + 1.0])
+
+
+def test_task_moments_shrink_caps_each_element_at_the_main_rms():
+  """r = 1, shrink: g_t = (3, 1), g_p = (1, 2) -> element 0 (price RMS below) untouched, element
+  1 (price RMS 2x translation's) halved -> G = (3 + 1, 1 + 1)."""
+  comb = combine_balance.TaskMoments(NAMES, variables=_variables([2]), relax=1.0,
+                                     strategy="shrink")
+  grads = {"translation": [tf.constant([3.0, 1.0])], "price": [tf.constant([1.0, 2.0])]}
+  _, shared, _ = comb.combine_tensors(LOSSES, {"translation": 1.0, "price": 1.0}, grads, [0])
+  assert shared[0].numpy().tolist() == pytest.approx([4.0, 2.0], rel=1e-5)
+
+
+def test_make_combiner_passes_strategy_and_target():
+  comb = combine.make_combiner(_train(balance_strategy="shrink", balance_target=0.3), NAMES,
+                               _variables([2]))
+  assert (comb.strategy, comb.target) == ("shrink", 0.3)
