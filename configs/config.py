@@ -37,6 +37,10 @@ class DataConfig:
       whole side, in order, when it is smaller.
     data_cache_dir: shared cache of prepared data and vocabularies, keyed by their fingerprints
       ("" = $XDG_CACHE_HOME/auxseq/data, else ~/.cache/auxseq/data).
+    subword_alpha: subword regularisation (Kudo 2018) of the training stream: inverse
+      temperature of the sampled segmentations (0 = off: the best segmentation, as everywhere
+      else). Samples are seeded by the run's seed and the stream position (data/subword.py).
+    subword_nbest: -1 = sample from the whole lattice; n >= 2 = from the n best segmentations.
   """
   sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),
                                            DataSourceConfig("tsv", "", 0.15))
@@ -49,6 +53,8 @@ class DataConfig:
   shuffle_buffer: int = 20000
   tokenizer_sample: int = 1_000_000
   data_cache_dir: str = ""
+  subword_alpha: float = 0.0
+  subword_nbest: int = -1
 
 
 @dataclasses.dataclass(frozen=True)

@@ -24,6 +24,7 @@ from absl import logging
 from configs.config import DataConfig
 from configs.errors import UserError
 from data import pipeline, prepare as prep, vocab
+from data.subword import SubwordSampler
 from data.sources import SPLITS, list_sources  # noqa: F401  (re-exported for --list_datasets)
 from data.tokenizer import Tokenizer, train_tokenizer  # noqa: F401
 
@@ -63,7 +64,8 @@ class DataBundle:
     self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
     self.label_info, self.stats = label_info, stats
     self.encoder = pipeline.Encoder(source_tokenizer, target_tokenizer, label_info["domain"],
-                                    alignment=label_info["alignment"] > 0)
+                                    alignment=label_info["alignment"] > 0,
+                                    samplers=_samplers(config, source_tokenizer, target_tokenizer))
 
   @property
   def builders(self) -> List[prep.PreparedSource]:
@@ -102,6 +104,16 @@ class DataBundle:
   def text_dataset(self, lines: Sequence[str], batch_size: int) -> tf.data.Dataset:
     """{"source": int32 [B, S]} batches of raw `lines`, in input order."""
     return pipeline.text_stream(lines, self.encoder, batch_size, 4 * self.config.max_length)
+
+
+def _samplers(config: DataConfig, source_tokenizer, target_tokenizer):
+  """(source, target) `SubwordSampler`s when subword regularisation is on, else None."""
+  if not config.subword_alpha > 0:
+    return None
+  source = SubwordSampler(source_tokenizer.model_path, config.subword_alpha, config.subword_nbest)
+  target = source if target_tokenizer is source_tokenizer else SubwordSampler(
+      target_tokenizer.model_path, config.subword_alpha, config.subword_nbest)
+  return source, target
 
 
 def prepare_sources(config: DataConfig, chief: bool = True) -> List[prep.PreparedSource]:

@@ -5,12 +5,16 @@ target_out int32 [B, T] = pieces + EOS (all-pad rows when there is no translatio
 [B] (NaN = missing); domain int32 [B] (-1 = missing); and, only when the data has word alignments,
 alignment tf.string [B] (Pharaoh `k-m` links between positions of `source` and `target_out`; ""
 = none). Evaluation batches also carry source_text and target_text (tf.string [B]).
+
+Subword regularisation (`Encoder.samplers`, data/subword.py) applies to the training stream only:
+it alone passes a sample key; evaluation, translation and inference streams never sample.
 """
 from typing import Sequence
 
 import tensorflow as tf
 import tensorflow_text as tf_text
 
+from data.subword import SOURCE, TARGET
 from data.tokenizer import BOS, EOS
 
 # Bump when the training stream's operations or batch fields change: a checkpoint's data
@@ -93,11 +97,17 @@ class Encoder:
   With `alignment=True` every example also gets `alignment`: its Pharaoh word links mapped to
   positions of `source` and `target_out` (source word i -> all of its pieces, target word j ->
   all of its pieces; EOS and BOS are never linked; "" when the example has no links).
+
+  With `samplers` (a (source, target) pair of `data.subword.SubwordSampler`), a call given a
+  `sample_key` (int64 [2]: run seed, position in the training stream) segments both sides by a
+  sample seeded by that key; an example with word-alignment links keeps the deterministic
+  segmentation, since its links point at subword positions.
   """
 
   def __init__(self, source_tokenizer, target_tokenizer, domains: Sequence[str],
-               alignment: bool = False):
+               alignment: bool = False, samplers=None):
     self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
+    self.samplers = samplers
     keys = tf.constant(list(domains) or ["<none>"], tf.string)
     values = tf.range(tf.size(keys), dtype=tf.int32)
     self.domain_table = tf.lookup.StaticHashTable(
@@ -121,21 +131,36 @@ class Encoder:
     has_links = tf.strings.length(row["alignment"]) > 0
     return tf.cond(has_links, mapped, lambda: tf.constant("", tf.string))
 
-  def source_ids(self, text, max_length=None):
-    ids = self.source_tokenizer.tokenize(text)
+  def _sampled(self, side: int, text, sample_key, deterministic, keep=None):
+    """int32 [N]: a sampled segmentation of `text`, or `deterministic()` when not sampling
+    (no key, no samplers) or when the bool scalar `keep` is true."""
+    if sample_key is None or self.samplers is None:
+      return deterministic()
+    def sampled():
+      ids = tf.numpy_function(self.samplers[side], [text, sample_key[0], sample_key[1], side],
+                              tf.int32, stateful=False)  # a function of its inputs only
+      return tf.ensure_shape(ids, [None])
+    return sampled() if keep is None else tf.cond(keep, deterministic, sampled)
+
+  def source_ids(self, text, max_length=None, sample_key=None, keep=None):
+    ids = self._sampled(SOURCE, text, sample_key, lambda: self.source_tokenizer.tokenize(text),
+                        keep)
     if max_length is not None:
       ids = ids[:max_length - 1]
     return tf.concat([ids, [EOS]], 0)
 
-  def __call__(self, row, source_cap=None, keep_text=False):
-    target = self.target_tokenizer.tokenize(row["target"])
+  def __call__(self, row, source_cap=None, keep_text=False, sample_key=None):
+    # Word links point at deterministic subword positions: linked examples are not sampled.
+    keep = tf.strings.length(row["alignment"]) > 0 if self.alignment else None
+    target = self._sampled(TARGET, row["target"], sample_key,
+                           lambda: self.target_tokenizer.tokenize(row["target"]), keep)
     has_target = tf.strings.length(row["target"]) > 0
     target_in = tf.where(has_target, tf.concat([[BOS], target], 0), tf.zeros_like(
         tf.concat([[BOS], target], 0)))
     target_out = tf.where(has_target, tf.concat([target, [EOS]], 0), tf.zeros_like(target_in))
     domain = tf.where(tf.strings.length(row["domain"]) > 0,
                       self.domain_table.lookup(row["domain"]), -1)
-    batch = {"source": self.source_ids(row["source"], source_cap),
+    batch = {"source": self.source_ids(row["source"], source_cap, sample_key, keep),
              "target_in": tf.cast(target_in, tf.int32), "target_out": tf.cast(target_out, tf.int32),
              "price": tf.cast(row["price"], tf.float32), "domain": tf.cast(domain, tf.int32)}
     if self.alignment:
@@ -161,6 +186,10 @@ def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_len
   pad_to_bucket: pad every batch to its bucket's upper bound, so there is one batch shape per
   bucket (XLA, `--jit_compile`, compiles once per shape; padded to the longest sentence instead,
   the shapes are unbounded and XLA recompiles all the time).
+
+  With `encoder.samplers` (subword regularisation) the i-th example of the mixed stream is
+  segmented by a sample seeded by (seed, i): the counter is part of the iterator state, so a
+  resumed run draws the samples an uninterrupted one would have drawn.
   """
   streams = [ds.shuffle(shuffle_buffer, seed=seed + i, reshuffle_each_iteration=True).repeat()
              for i, ds in enumerate(datasets)]
@@ -170,7 +199,12 @@ def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_len
     total = float(sum(weights))
     mixed = tf.data.Dataset.sample_from_datasets(streams, [w / total for w in weights],
                                                  seed=seed, stop_on_empty_dataset=False)
-  encoded = mixed.map(encoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  if encoder.samplers is None:
+    encoded = mixed.map(encoder, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+  else:
+    encoded = mixed.enumerate().map(
+        lambda i, row: encoder(row, sample_key=tf.stack([tf.constant(seed, tf.int64), i])),
+        num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   encoded = encoded.filter(lambda ex: example_length(ex) <= max_length)
   bounds = bucket_boundaries(max_length)
   sizes = [max(1, batch_tokens // b) for b in bounds] + [max(1, batch_tokens // (max_length + 1))]

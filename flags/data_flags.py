@@ -21,3 +21,9 @@ flags.DEFINE_integer("tokenizer_sample", 1_000_000, "Sentences each SentencePiec
 flags.DEFINE_string("data_cache_dir", "", "Shared cache of prepared data and vocabularies, keyed "
                     "by fingerprint (files, filters, tokenizer settings); '' = "
                     "$XDG_CACHE_HOME/auxseq/data, else ~/.cache/auxseq/data.")
+flags.DEFINE_float("subword_alpha", 0.0, "Subword regularisation (Kudo 2018) of training "
+                   "sources and targets: sample each segmentation with probability proportional "
+                   "to P(segmentation)**alpha, seeded by --seed and the stream position (0 = off; "
+                   "e.g. 0.1-0.5). Never on validation, evaluation, translation or aligned pairs.")
+flags.DEFINE_integer("subword_nbest", -1, "With --subword_alpha > 0: sample from the whole "
+                     "lattice (-1) or from the N best segmentations (N >= 2).")

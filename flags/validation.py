@@ -51,6 +51,7 @@ RANGES: Dict[str, Range] = {
     # data
     "vocab_size": Range(8, 1_000_000), "batch_tokens": Range(1, MAX_INT),
     "max_length": Range(1, 1_000_000), "tokenizer_sample": Range(1, MAX_INT),
+    "subword_alpha": Range(0, 1000), "subword_nbest": Range(-1, 1000),
     # model
     "d_model": Range(2, 65536), "num_layers": Range(1, 1024), "num_heads": Range(1, 4096),
     "ffn_dim": Range(1, 1_000_000), "dropout": Range(0, 1, high_open=True),
@@ -136,6 +137,9 @@ def check_data(config: Config) -> None:
   if data.data_cache_dir and os.path.isfile(data.data_cache_dir):
     raise UserError(f"--data_cache_dir={data.data_cache_dir}: is a file; give a directory "
                     "('' = ~/.cache/auxseq/data)")
+  if data.subword_nbest in (0, 1):
+    raise UserError(f"--subword_nbest={data.subword_nbest}: expected -1 (the whole lattice) or "
+                    "N >= 2 (the N best segmentations); --subword_alpha=0 turns sampling off")
   if data.batch_tokens < data.max_length + 2:
     raise UserError(f"--batch_tokens={data.batch_tokens}: smaller than one example of "
                     f"--max_length={data.max_length} plus BOS/EOS; give at least "

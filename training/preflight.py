@@ -79,7 +79,9 @@ def describe_run(config: Config) -> str:
   main, mix = data.sources[0], data.sources[1:]
   lines = [f"auxseq {config.mode}: workdir {config.workdir}",
            f"  data:     {main.dataset}{' ' + main.data_dir if main.data_dir else ''} "
-           f"({data.source_lang}->{data.target_lang}), vocabulary {data.vocab_size}",
+           f"({data.source_lang}->{data.target_lang}), vocabulary {data.vocab_size}"
+           + (f", subword sampling alpha {data.subword_alpha:g} nbest {data.subword_nbest}"
+              if data.subword_alpha > 0 else ""),
            "  mix:      " + (", ".join(f"{s.dataset}:{s.weight:g}"
                                        + (f":{s.data_dir}" if s.data_dir else "") for s in mix)
                              or "none")]

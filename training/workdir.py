@@ -49,6 +49,15 @@ def atomic_directory(directory: str, prefix: str):
     raise
 
 
+def _with_new_defaults(saved, defaults):
+  """`saved` (a config.json dict) with the fields added to Config since it was written filled
+  in at their defaults: a field added at its default keeps older workdirs compatible."""
+  if not isinstance(saved, dict) or not isinstance(defaults, dict):
+    return saved
+  merged = {k: _with_new_defaults(v, defaults.get(k)) for k, v in saved.items()}
+  return dict({k: v for k, v in defaults.items() if k not in saved}, **merged)
+
+
 def _fingerprint(config_dict: dict) -> dict:
   fingerprint = {key: config_dict.get(key) for key in _FINGERPRINT_KEYS}
   fingerprint["combiner"] = config_dict.get("train", {}).get("combiner")
@@ -71,7 +80,8 @@ def prepare_workdir(config: Config) -> None:
   if os.path.exists(path) and not config.overwrite:
     with open(path, encoding="utf-8") as f:
       previous = json.load(f)
-    old, new = _fingerprint(previous), _fingerprint(current)
+    defaults = json.loads(json.dumps(to_dict(Config())))
+    old, new = _fingerprint(_with_new_defaults(previous, defaults)), _fingerprint(current)
     changed = sorted(k for k in new if old.get(k) != new.get(k))
     if changed:
       raise UserError(

@@ -32,6 +32,8 @@ STRING_CASES = {
                  ["--dataset=tfds", f"--data_dir={ROOT}"],
                  ["--dataset=tsv", f"--data_dir={MISSING}.tsv"]],
     "data_cache_dir": [[f"--data_cache_dir={ROOT / 'main.py'}"]],
+    "subword_nbest": [["--subword_nbest=0"], ["--subword_nbest=1"],
+                      ["--subword_alpha=0.2", "--subword_nbest=1"]],
     "source_lang": [["--source_lang="], ["--source_lang=e n"], ["--source_lang=de"]],
     "target_lang": [["--target_lang="], ["--target_lang=en"], ["--target_lang=d/e"]],
     "mix": [["--mix=tsv:x"], ["--mix=tsv:0"], ["--mix=tsv:-1"], ["--mix=nope:0.1"],
@@ -222,3 +224,8 @@ def test_run_summary_lists_resolved_options():
   assert "weight=0.3," in price and "grad_scale=1.0" in price and "buckets=" in price
   assert "attention_entropy(weight=0.0" in text and "(weight 0: not built)" in text
   assert "combiner: uncertainty" in text
+  assert "subword sampling" not in text
+  absl_flags.FLAGS.unparse_flags()
+  absl_flags.FLAGS(["main.py", "--subword_alpha=0.2", "--subword_nbest=8"])
+  text = preflight.describe_run(app_flags.config_from_flags())
+  assert "vocabulary 4000, subword sampling alpha 0.2 nbest 8" in text

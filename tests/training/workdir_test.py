@@ -44,3 +44,19 @@ def test_atomic_write_keeps_previous_file_when_writing_fails(tmp_path, monkeypat
     wd.atomic_write_text(str(path), "new")
   assert path.read_text() == "old"
   assert [p.name for p in tmp_path.iterdir()] == ["a.json"]  # no temporary file left behind
+
+
+def test_workdir_written_before_a_new_field_resumes(tmp_path):
+  """config.json of an older auxseq lacks fields added since (here the subword sampling ones):
+  at their defaults the run is the same, so the workdir stays compatible; set, it is not."""
+  config = Config(workdir=str(tmp_path / "w"))
+  wd.prepare_workdir(config)
+  path = tmp_path / "w" / "config.json"
+  saved = json.loads(path.read_text())
+  del saved["data"]["subword_alpha"], saved["data"]["subword_nbest"]
+  path.write_text(json.dumps(saved))
+  wd.prepare_workdir(config)  # compatible: resumes
+  path.write_text(json.dumps(saved))
+  sampled = dataclasses.replace(config, data=dataclasses.replace(config.data, subword_alpha=0.2))
+  with pytest.raises(UserError, match="different data config"):
+    wd.prepare_workdir(sampled)
