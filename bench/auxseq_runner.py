@@ -71,11 +71,13 @@ def make_config(setup: AuxseqSetup):
 class AuxseqTrainer:
   """Builds the components of one setup; `run(n)` times n steps (data fetch + train step)."""
 
-  def __init__(self, name: str, setup: AuxseqSetup):
+  def __init__(self, name: str, setup: AuxseqSetup, config=None):
+    """`config`: a full Config to use instead of `make_config(setup)` (e.g. the default job's);
+    `setup` still gives the batch size, seed and model_args (for FLOP counts)."""
     from training.components import build_components  # pylint: disable=import-outside-toplevel
     from training.step import make_train_step  # pylint: disable=import-outside-toplevel
     self.name, self.setup = name, setup
-    self.config = make_config(setup)
+    self.config = config or make_config(setup)
     self.components = c = build_components(self.config)
     self.step = make_train_step(c.model, c.heads, c.combiner, c.optimizer,
                                 jit_compile=self.config.train.jit_compile)

@@ -6,6 +6,11 @@ sequence (same data and seed); timing is round-robin over the trainers, so load 
 shared machine hit all of them alike.
 
   python bench/combiners.py --steps=40 --warmup_steps=8 --rounds=2
+  python bench/combiners.py --setup=default_job \
+      --combiners="fixed,metabalance:balance_strategy=shrink+balance_relax=1+balance_target=0.3"
+
+`--setup=default_job` times the default job itself (`python main.py`: gettext + listings, its
+heads and model); a combiner may carry TrainConfig options after a colon ('+'-separated).
 
 Last stdout line: one JSON object with `<combiner>_step_ms` and `<combiner>_ratio` (to fixed).
 """
@@ -39,8 +44,28 @@ def parse_args(argv=None):
   p.add_argument("--data_dir", default=os.path.join(os.path.dirname(__file__), "..", "..",
                                                     "shared", "data", "multi30k"))
   p.add_argument("--quick", action="store_true", help="tiny model (tests)")
+  p.add_argument("--setup", default="multi30k", choices=("multi30k", "default_job"))
   p.add_argument("--workdir", default="")
   return p.parse_args(argv)
+
+
+def parse_combiner(spec: str):
+  """'metabalance:balance_relax=1+balance_target=0.3' -> ('metabalance', {field: value})."""
+  from configs.config import TrainConfig  # pylint: disable=import-outside-toplevel
+  name, _, rest = spec.partition(":")
+  defaults = TrainConfig()
+  options = {}
+  for item in filter(None, rest.split("+")):
+    key, _, value = item.partition("=")
+    kind = type(getattr(defaults, key))
+    options[key] = value.lower() in ("1", "true") if kind is bool else kind(value)
+  return name, options
+
+
+def default_job_config(workdir: str):
+  """The default job's Config (`python main.py`) in `workdir`."""
+  from configs import presets  # pylint: disable=import-outside-toplevel
+  return dataclasses.replace(presets.get_preset("default")(), workdir=workdir)
 
 
 def run(argv=None) -> dict:
@@ -60,16 +85,33 @@ def run(argv=None) -> dict:
   names = [n for n in args.combiners.split(",") if n]
   if names[0] != "fixed":
     names.insert(0, "fixed")
+  heads = HEADS
+  if args.setup == "default_job":
+    default = default_job_config(os.path.join(workdir, "default_job"))
+    heads = ";".join(h.name for h in default.heads)
+    model = {k: getattr(default.model, k) for k in MODEL}
+    base = dataclasses.replace(base, model_args=model, batch_tokens=default.data.batch_tokens)
   trainers = {}
   for name in names:
     start = time.perf_counter()
-    trainers[name] = auxseq_runner.AuxseqTrainer(name, dataclasses.replace(base, combiner=name))
+    combiner, options = parse_combiner(name)
+    setup = dataclasses.replace(base, combiner=combiner)
+    config = None
+    if args.setup == "default_job":
+      config = dataclasses.replace(default, train=dataclasses.replace(
+          default.train, combiner=combiner, **options))
+    elif options:
+      config = auxseq_runner.make_config(setup)
+      config = dataclasses.replace(config, train=dataclasses.replace(config.train, **options))
+    trainers[name] = auxseq_runner.AuxseqTrainer(name, setup, config)
     log(f"built {name} in {time.perf_counter() - start:.1f}s")
   for trainer in trainers.values():
     trainer.start()
   blocks = time_round_robin(trainers, args)
   result = {"command": "python bench/combiners.py " + " ".join(argv or sys.argv[1:]),
-            "model": model, "heads": HEADS, "data": data_dir, "precision": base.precision}
+            "setup": args.setup, "model": model, "heads": heads,
+            "data": "gettext + listings" if args.setup == "default_job" else data_dir,
+            "precision": base.precision}
   for name, trainer_blocks in blocks.items():
     durations = np.concatenate([b["durations"] for b in trainer_blocks])
     result[f"{name}_step_ms"] = round(1000 * float(durations.mean()), 1)

@@ -37,21 +37,25 @@ SETUPS = {
                          f"--data_dir={os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'multi30k')}"],
 }
 STATIC_WEIGHTS = ("0.03", "0.1", "0.3", "1")
+FIXED = ["--combiner=fixed"]  # rows written before the default combiner changed say it
+PAPER = ["--balance_strategy=both", "--balance_relax=0.7", "--balance_target=1"]  # He et al.
 ROWS = {
-    "translation alone": ["--heads="],
-    "price alone": ["--heads=translation:weight=0;price"],
-    "joint fixed": ["--heads=price"],
-    **{f"fixed w={w}": [f"--heads=price:weight={w}"] for w in STATIC_WEIGHTS if w != "1"},
-    "alternating 10:1": ["--heads=price", "--schedule=alternating", "--alternate_ratio=10"],
-    "two optimizers": ["--heads=price", "--schedule=two_optimizers"],
+    "translation alone": ["--heads="] + FIXED,
+    "price alone": ["--heads=translation:weight=0;price"] + FIXED,
+    "joint fixed": ["--heads=price"] + FIXED,
+    **{f"fixed w={w}": [f"--heads=price:weight={w}"] + FIXED for w in STATIC_WEIGHTS if w != "1"},
+    "alternating 10:1": ["--heads=price", "--schedule=alternating", "--alternate_ratio=10"] + FIXED,
+    "two optimizers": ["--heads=price", "--schedule=two_optimizers"] + FIXED,
     "uncertainty": ["--heads=price", "--combiner=uncertainty"],
     "gradnorm": ["--heads=price", "--combiner=gradnorm"],
     "pcgrad": ["--heads=price", "--combiner=pcgrad"],
     "mgda_ub": ["--heads=price", "--combiner=mgda_ub"],
-    "metabalance": ["--heads=price", "--combiner=metabalance"],
-    "metabalance + clip per term": ["--heads=price", "--combiner=metabalance", "--clip_per_term"],
+    "metabalance": ["--heads=price", "--combiner=metabalance"] + PAPER,
+    "metabalance + clip per term": ["--heads=price", "--combiner=metabalance",
+                                    "--clip_per_term"] + PAPER,
     "metabalance shrink": ["--heads=price", "--combiner=metabalance", "--balance_strategy=shrink",
-                           "--balance_relax=1"],
+                           "--balance_relax=1", "--balance_target=1"],
+    # The default since issue 18 (the flags' defaults), spelled out.
     "metabalance shrink 0.3": ["--heads=price", "--combiner=metabalance",
                                "--balance_strategy=shrink", "--balance_relax=1",
                                "--balance_target=0.3"],

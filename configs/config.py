@@ -73,10 +73,10 @@ class ModelConfig:
     rnn_cell: `lstm` or `gru`.
   """
   model: str = "transformer"
-  d_model: int = 256
-  num_layers: int = 3
+  d_model: int = 128
+  num_layers: int = 2
   num_heads: int = 4
-  ffn_dim: int = 1024
+  ffn_dim: int = 512
   dropout: float = 0.1
   tie_embeddings: bool = True
   summary: str = "mean"
@@ -135,13 +135,13 @@ class TrainConfig:
     gradient_space: where gradient combiners take per-term gradients: weights (the shared
       weights; terms on different rows meet there) | boundary (the encoder outputs).
   """
-  train_steps: int = 800
+  train_steps: int = 1500
   learning_rate: float = 2e-3
-  warmup_steps: int = 200
+  warmup_steps: int = 300
   clip_norm: float = 1.0
   seed: int = 1234
   deterministic: bool = False
-  combiner: str = "fixed"
+  combiner: str = "metabalance"
   checkpoint_every: int = 100
   eval_every: int = 0
   log_every: int = 50
@@ -161,9 +161,9 @@ class TrainConfig:
   schedule: str = "joint"
   alternate_ratio: int = 10
   main_task: str = "translation"
-  balance_relax: float = 0.7
-  balance_strategy: str = "both"
-  balance_target: float = 1.0
+  balance_relax: float = 1.0
+  balance_strategy: str = "shrink"
+  balance_target: float = 0.3
   clip_per_term: bool = False
   gradient_space: str = "weights"
   init_from: str = ""

@@ -1,15 +1,18 @@
 """Training: steps, optimisation, seeds, precision, loss combination."""
 from absl import flags
 
-flags.DEFINE_integer("train_steps", 800, "Optimizer steps in total (a rerun resumes to this).")
+flags.DEFINE_integer("train_steps", 1500, "Optimizer steps in total (a rerun resumes to this).")
 flags.DEFINE_float("learning_rate", 2e-3, "Peak learning rate.")
-flags.DEFINE_integer("warmup_steps", 200, "Linear warm-up steps before inverse-sqrt decay.")
+flags.DEFINE_integer("warmup_steps", 300, "Linear warm-up steps before inverse-sqrt decay.")
 flags.DEFINE_float("clip_norm", 1.0, "Global-norm clip of the combined gradient (0 = off).")
 flags.DEFINE_integer("seed", 1234, "Global seed; initial weights derive from (seed, component).")
 flags.DEFINE_bool("deterministic", False, "TF op determinism and a fixed data order.")
-flags.DEFINE_string("combiner", "fixed", "How losses are combined: fixed, uncertainty, dwa, "
-                    "rlw, famo (loss-based); gradnorm, pcgrad, mgda_ub, metabalance, "
-                    "task_moments, gcs, bloop (per-term gradients; docs/balancing.md).")
+flags.DEFINE_string("combiner", "metabalance", "How losses are combined: fixed, uncertainty, "
+                    "dwa, rlw, famo (loss-based); gradnorm, pcgrad, mgda_ub, metabalance, "
+                    "task_moments, gcs, bloop (per-term gradients; docs/balancing.md). The "
+                    "default, metabalance with --balance_strategy=shrink --balance_relax=1 "
+                    "--balance_target=0.3, caps every auxiliary gradient on each shared tensor at "
+                    "0.3x translation's.")
 flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs with "
                   "AVX512-BF16 and recent GPUs; use float32 elsewhere.")
@@ -38,14 +41,14 @@ flags.DEFINE_string("init_from", "", "Warm start: WORKDIR[@STEP] of a trained ru
 flags.DEFINE_string("main_task", "translation", "The loss term that metabalance, "
                     "task_moments, gcs and bloop balance the others towards, and that pcgrad "
                     "never projects (any term name, e.g. translation or price).")
-flags.DEFINE_float("balance_relax", 0.7, "Relax factor r in [0, 1] of metabalance and "
+flags.DEFINE_float("balance_relax", 1.0, "Relax factor r in [0, 1] of metabalance and "
                    "task_moments: 0 = plain weighted sum, 1 = every auxiliary gradient at the "
-                   "main task's magnitude (He et al. 2022 use 0.7 by default).")
-flags.DEFINE_enum("balance_strategy", "both", ["both", "shrink", "enlarge"], "Which "
+                   "target magnitude (He et al. 2022 use 0.7 by default).")
+flags.DEFINE_enum("balance_strategy", "shrink", ["both", "shrink", "enlarge"], "Which "
                   "auxiliary gradients metabalance and task_moments rescale towards the target "
                   "(He et al. 2022, strategies A-C): shrink = only those larger than it, "
                   "enlarge = only smaller ones, both = all.")
-flags.DEFINE_float("balance_target", 1.0, "Target magnitude of metabalance and task_moments, "
+flags.DEFINE_float("balance_target", 0.3, "Target magnitude of metabalance and task_moments, "
                    "as a fraction of the main task's gradient magnitude (1 = the paper's).")
 flags.DEFINE_bool("clip_per_term", False, "Clip each loss term's weighted gradient to "
                   "--clip_norm before the terms are combined (instead of one clip of the sum), "

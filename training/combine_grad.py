@@ -44,8 +44,10 @@ class GradientCombiner(Combiner):
     parts = tf.split(shared, [int(g.shape.num_elements()) for g in first])
     return used, [tf.reshape(p, g.shape) for p, g in zip(parts, first)], extra
 
+  @tf.autograph.experimental.do_not_convert
   def after_apply(self):
-    """Called after the optimizer step (e.g. to renormalise learnable weights)."""
+    """Called after the optimizer step (e.g. to renormalise learnable weights). The default does
+    nothing (not converted by AutoGraph, which cannot transform an empty body)."""
 
 
 @register_combiner("pcgrad")

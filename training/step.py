@@ -167,7 +167,7 @@ def gradient_fn(model, heads, combiner, optimizer, variables):
   if term_gradients.uses_term_gradients(combiner):
     return lambda batches: term_gradients.combined_gradients(
         model, heads, combiner, optimizer, variables, batches)
-  if getattr(combiner, "needs_gradients", False):  # boundary: one device, one micro-batch
+  if term_gradients.combines_gradients(combiner):  # boundary: one device, one micro-batch
     def boundary(batches):
       with tf.GradientTape() as tape:
         total, losses, used, counts = boundary_lib.gradient_combined_loss(tape, model, heads,

@@ -38,11 +38,17 @@ ROW_GROUPS = {"target_out": "sentence_pairs", "domain": "sentence_pairs",
 DECODER_SIDE = (out.LOGITS, out.CROSS_ATTENTION, out.TARGET_MASK)
 
 
+def combines_gradients(combiner) -> bool:
+  """Whether a gradient combiner has anything to combine: with one loss term (translation
+  alone) every one of them is the plain gradient, which the summed path gives at no extra cost."""
+  return getattr(combiner, "needs_gradients", False) and len(combiner.term_names) > 1
+
+
 def uses_term_gradients(combiner) -> bool:
   """Whether the step takes per-term gradients over the weights for this combiner."""
   if getattr(combiner, "term_clip_norm", 0.0):
     return True
-  return (getattr(combiner, "needs_gradients", False)
+  return (combines_gradients(combiner)
           and getattr(combiner, "gradient_space", "weights") == "weights")
 
 

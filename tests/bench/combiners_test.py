@@ -10,3 +10,11 @@ def test_quick_combiner_bench_reports_ratios(tmp_path):
   for name in ("uncertainty", "pcgrad"):
     assert result[f"{name}_steps"] == 2
     assert result[f"{name}_ratio"] > 0
+
+
+def test_combiner_specs_carry_typed_train_options():
+  assert combiners.parse_combiner("fixed") == ("fixed", {})
+  assert combiners.parse_combiner(
+      "metabalance:balance_strategy=shrink+balance_target=0.3+clip_per_term=true") == (
+          "metabalance", {"balance_strategy": "shrink", "balance_target": 0.3,
+                          "clip_per_term": True})

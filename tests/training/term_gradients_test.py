@@ -106,7 +106,7 @@ def _combiner(name, names, **kwargs):
 
 def test_fixed_through_term_gradients_equals_the_summed_step(tmp_path, copy_corpus):
   """The per-term path with nothing to change (fixed, no clip) gives the summed gradient."""
-  c = _components(tmp_path, copy_corpus, "price:dropout=0;attention_entropy")
+  c = _components(tmp_path, copy_corpus, "price:dropout=0;attention_entropy", combiner="fixed")
   batch = _mixed_batch(c)
   variables = trainable_variables(c.model, c.heads, c.combiner)
   grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)

@@ -14,7 +14,7 @@ def test_incompatible_rerun_refused_and_compatible_allowed(tmp_path):
   config = Config(workdir=str(tmp_path / "w"))
   wd.prepare_workdir(config)
   saved = json.loads((tmp_path / "w" / "config.json").read_text())
-  assert saved["model"]["d_model"] == 256
+  assert saved["model"]["d_model"] == 128
   more_steps = dataclasses.replace(config, train=TrainConfig(train_steps=99))
   wd.prepare_workdir(more_steps)  # compatible: resumes
   bigger = dataclasses.replace(config, model=ModelConfig(d_model=512))
