@@ -28,12 +28,15 @@ def main(argv):
     if app_flags.FLAGS.list_presets:
       from configs import presets
       return print(presets.describe_presets())
+    from training.modes import needs_tensorflow, run_mode
+    listing = app_flags.FLAGS.list_datasets or app_flags.FLAGS.list_heads
+    if not listing and not needs_tensorflow(config):  # --engine=ctranslate2, export exists
+      return run_mode(config)
     from training.native_logs import load_tensorflow
     load_tensorflow()
     import data
     from heads import spec
     from training import preflight
-    from training.modes import run_mode
     if app_flags.FLAGS.list_datasets:
       return print("\n".join(f"{k}: {v}" for k, v in data.list_sources().items()))
     if app_flags.FLAGS.list_heads:

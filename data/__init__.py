@@ -11,25 +11,48 @@ The first load in a workdir prepares (or finds in the cache) every source and th
 copies the sentencepiece model(s) into the workdir and writes WORKDIR/data_info.json (label
 facts and statistics). Every later load, e.g. by translate, export or inspect, reads those files
 only: the corpus and the prepared data are touched when a train or evaluation stream is asked for.
+
+`import data` (and `data.text_files`) does not import TensorFlow: it loads with the first
+tokenizer or stream, so `--engine=ctranslate2` can read its input without it.
 """
+from __future__ import annotations
+
+import importlib
 import json
 import os
 import shutil
-from typing import Dict, List, Optional, Sequence
+from typing import TYPE_CHECKING, Dict, List, Optional, Sequence
 
 import numpy as np
-import tensorflow as tf
 from absl import logging
 
 from configs.config import DataConfig
 from configs.errors import UserError
-from data import pipeline, prepare as prep, vocab
+from data import prepare as prep, vocab
 from data.subword import SubwordSampler
+from data.special_ids import EOS
 from data.sources import SPLITS, list_sources  # noqa: F401  (re-exported for --list_datasets)
-from data.tokenizer import Tokenizer, train_tokenizer  # noqa: F401
+
+if TYPE_CHECKING:
+  import tensorflow as tf
 
 INFO_FILE = "data_info.json"
 INFO_VERSION = 1
+
+
+def __getattr__(name: str):
+  """`data.pipeline`, `data.Tokenizer`, `data.train_tokenizer`, imported (with TensorFlow) on
+  first use."""
+  if name == "pipeline":
+    return importlib.import_module("data.pipeline")
+  if name in ("Tokenizer", "train_tokenizer"):
+    return getattr(importlib.import_module("data.tokenizer"), name)
+  raise AttributeError(f"module 'data' has no attribute {name!r}")
+
+
+def _tokenizer(path: str):
+  from data.tokenizer import Tokenizer  # pylint: disable=import-outside-toplevel
+  return Tokenizer(path)
 
 
 def is_chief_worker() -> bool:
@@ -63,6 +86,7 @@ class DataBundle:
     self.config, self._prepared, self._chief = config, prepared, chief
     self.source_tokenizer, self.target_tokenizer = source_tokenizer, target_tokenizer
     self.label_info, self.stats = label_info, stats
+    pipeline = importlib.import_module("data.pipeline")
     self.encoder = pipeline.Encoder(source_tokenizer, target_tokenizer, label_info["domain"],
                                     alignment=label_info["alignment"] > 0,
                                     samplers=_samplers(config, source_tokenizer, target_tokenizer))
@@ -77,6 +101,7 @@ class DataBundle:
                     pad_to_bucket: bool = False) -> tf.data.Dataset:
     """Infinite shuffled batches of every source mixed by weight, bucketed to `batch_tokens`
     (`pad_to_bucket`: one batch shape per bucket, for XLA)."""
+    pipeline = importlib.import_module("data.pipeline")
     datasets = [pipeline.read_prepared(b.split_files("train"), seed + i)
                 for i, b in enumerate(self.builders)]
     weights = [s.weight for s in self.config.sources]
@@ -97,13 +122,23 @@ class DataBundle:
     if split not in builder.splits:
       raise UserError(f"split {split!r} is empty in dataset {name!r}; splits there: "
                       f"{', '.join(sorted(builder.splits))}")
+    pipeline = importlib.import_module("data.pipeline")
     dataset = pipeline.read_prepared(builder.split_files(split))
     return pipeline.eval_stream(dataset, self.encoder, batch_size, max_examples,
                                 4 * self.config.max_length)
 
   def text_dataset(self, lines: Sequence[str], batch_size: int) -> tf.data.Dataset:
     """{"source": int32 [B, S]} batches of raw `lines`, in input order."""
+    pipeline = importlib.import_module("data.pipeline")
     return pipeline.text_stream(lines, self.encoder, batch_size, 4 * self.config.max_length)
+
+  def source_rows(self, lines: Sequence[str]) -> List[np.ndarray]:
+    """int32 [S_i] per raw line: the ids `text_dataset` gives (pieces capped at
+    4 * max_length - 1, then EOS; no padding), encoded in Python, so translate's first batch
+    builds no tf.data graph."""
+    cap = 4 * self.config.max_length - 1
+    return [np.asarray(ids[:cap] + [EOS], np.int32)
+            for ids in self.source_tokenizer.encode(lines)]
 
 
 def _samplers(config: DataConfig, source_tokenizer, target_tokenizer):
@@ -165,8 +200,8 @@ def _tokenizers(config: DataConfig, prepared, workdir: str, seed: int, chief: bo
   names = vocab.model_names(config.joint_vocab)
   mine = [os.path.join(workdir, n) for n in names]
   if all(os.path.exists(p) for p in mine):
-    source_tok = Tokenizer(mine[0])
-    target_tok = source_tok if config.joint_vocab else Tokenizer(mine[1])
+    source_tok = _tokenizer(mine[0])
+    target_tok = source_tok if config.joint_vocab else _tokenizer(mine[1])
     return source_tok, target_tok, None
   cached = vocab.prepare_vocab(prepared, config.vocab_size, config.joint_vocab,
                                config.tokenizer_sample, seed, config.data_cache_dir, chief)
@@ -174,8 +209,8 @@ def _tokenizers(config: DataConfig, prepared, workdir: str, seed: int, chief: bo
     if not os.path.exists(path):
       shutil.copyfile(os.path.join(cached, name), path + ".tmp")
       os.replace(path + ".tmp", path)
-  source_tok = Tokenizer(mine[0])
-  target_tok = source_tok if config.joint_vocab else Tokenizer(mine[1])
+  source_tok = _tokenizer(mine[0])
+  target_tok = source_tok if config.joint_vocab else _tokenizer(mine[1])
   with open(os.path.join(cached, "lengths.json"), encoding="utf-8") as f:
     return source_tok, target_tok, json.load(f)
 
@@ -206,8 +241,8 @@ def _stored(config: DataConfig, workdir: str, chief: bool) -> Optional[DataBundl
   labels = info["label_info"]
   label_info = {"price": np.asarray(labels["price"], np.float64),
                 "domain": tuple(labels["domain"]), "alignment": labels["alignment"]}
-  source_tok = Tokenizer(models[0])
-  target_tok = source_tok if config.joint_vocab else Tokenizer(models[1])
+  source_tok = _tokenizer(models[0])
+  target_tok = source_tok if config.joint_vocab else _tokenizer(models[1])
   return DataBundle(config, source_tok, target_tok, label_info, info["stats"], chief=chief)
 
 

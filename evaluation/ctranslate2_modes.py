@@ -49,6 +49,15 @@ def stale_export_note(workdir: str, directory: str) -> str:
           "--export_format=ctranslate2)")
 
 
+def serves_without_tensorflow(config: Config) -> bool:
+  """Whether this run is --engine=ctranslate2 translating lines (translate, or evaluate on
+  --input_file) from a CTranslate2 directory that exists: then TensorFlow is never imported."""
+  cfg = config.eval
+  return (cfg.engine == "ctranslate2" and
+          (config.mode == "translate" or (config.mode == "evaluate" and bool(cfg.input_file))) and
+          os.path.isdir(default_directory(config)))
+
+
 def _engine(config: Config, components=None):
   """The Engine on --ctranslate2_dir (default WORKDIR/ctranslate2), exported first if missing."""
   from evaluation.ctranslate2_engine import Engine

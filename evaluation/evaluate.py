@@ -28,8 +28,13 @@ def traced_once(model, key: tuple, make: Callable):
 
 
 def make_decoder(model, eval_config: EvalConfig):
-  """A traced `source [B, S] -> ids [B, L]` function (one trace for all shapes)."""
-  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True)
+  """A traced `source [B, S] -> ids [B, L]` function (one trace for all shapes).
+
+  Without AutoGraph: the searches are explicit `tf.while_loop`s (model/decoding.py), so there is
+  nothing to convert, and skipping the conversion makes the first trace (translate's start-up)
+  about a third faster (docs/results.md, issue 19)."""
+  @tf.function(input_signature=[tf.TensorSpec([None, None], tf.int32)], reduce_retracing=True,
+               autograph=False)
   def decode(source):
     return decoding.decode(model, source, eval_config.beam_size, eval_config.length_penalty,
                            eval_config.max_decode_length)

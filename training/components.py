@@ -92,8 +92,12 @@ def make_optimizer(config: Config, variables, schedule) -> keras.optimizers.Opti
   return optimizer
 
 
-def build_components(config: Config) -> Components:
-  """Everything a mode needs, freshly initialised (restore a checkpoint afterwards)."""
+def build_components(config: Config, inference: bool = False) -> Components:
+  """Everything a mode needs, freshly initialised (restore a checkpoint afterwards).
+
+  `inference`: no combiner, schedule or optimizer (their slots are never read by translate,
+  evaluate, export or inspect, so the restore skips them too); model, heads and step as always.
+  """
   train = config.train
   if train.deterministic:
     tf.config.experimental.enable_op_determinism()
@@ -114,6 +118,9 @@ def build_components(config: Config) -> Components:
   check_labels(heads)
   _, losses, _, _ = compute_losses(model, heads, _dummy_batch(), training=False)
   term_names = tuple(losses)
+  if inference:
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
+    return Components(config, bundle, model, heads, None, None, step, term_names)
   with component_seed(train.seed, "combiner"):
     combiner = combine.make_combiner(train, term_names, model.trainable_variables)
   from training.step import trainable_variables
@@ -145,8 +152,11 @@ def pipeline_fingerprint(dataset: tf.data.Dataset) -> str:
 def make_checkpoint(c: Components, iterator=None, fingerprint: str = "") -> tf.train.Checkpoint:
   """Model, heads, combiner, optimizer, step and (when training) the data iterator position,
   with the fingerprint of the pipeline it belongs to."""
-  objects = {"model": variables_checkpoint(c.model), "combiner": variables_checkpoint(c.combiner),
-             "optimizer": c.optimizer, "step": c.step}
+  objects = {"model": variables_checkpoint(c.model), "step": c.step}
+  if c.combiner is not None:  # None in inference components
+    objects["combiner"] = variables_checkpoint(c.combiner)
+  if c.optimizer is not None:
+    objects["optimizer"] = c.optimizer
   if c.schedule is not None:
     objects["lr_scale"] = c.schedule.scale
   for head in c.heads:

@@ -4,8 +4,6 @@ import os
 import sys
 from typing import Callable, Dict
 
-import tensorflow as tf
-
 from configs.config import Config
 from configs.errors import UserError
 
@@ -17,6 +15,13 @@ def register_mode(name: str):
     _MODES[name] = fn
     return fn
   return decorate
+
+
+def needs_tensorflow(config: Config) -> bool:
+  """False only for --engine=ctranslate2 translate (or evaluate on --input_file) with the
+  CTranslate2 directory already there: ctranslate2 and sentencepiece serve it alone."""
+  from evaluation.ctranslate2_modes import serves_without_tensorflow
+  return not serves_without_tensorflow(config)
 
 
 def run_mode(config: Config) -> None:
@@ -43,7 +48,7 @@ def components_for_inference(config: Config):
   from training.components import build_components, restore_for_inference
   from training.workdir import load_config_dict
   load_config_dict(config.workdir)  # clear error when nothing was trained there
-  components = build_components(config)
+  components = build_components(config, inference=True)
   restore_for_inference(components)
   return components
 
@@ -69,19 +74,22 @@ def read_evaluation_files(cfg):
 
 @register_mode("evaluate")
 def evaluate_mode(config: Config) -> None:
-  from evaluation import evaluate as ev
   from evaluation.scorers import score_corpus
   from training.workdir import append_metrics, atomic_write_text
   if config.eval.engine == "ctranslate2":
     from evaluation import ctranslate2_modes
     return print_metrics(ctranslate2_modes.evaluate_mode(config))
+  from evaluation import evaluate as ev
   c = components_for_inference(config)
   cfg = config.eval
   if cfg.input_file:
     sources, references = read_evaluation_files(cfg)
+    import tensorflow as tf  # pylint: disable=import-outside-toplevel
     decode_fn = ev.make_decoder(c.model, cfg)
-    hypotheses = ev.translate_batches(decode_fn, c.bundle.text_dataset(sources, cfg.eval_batch_size),
-                                      c.bundle.target_tokenizer, cfg.eval_batch_size)
+    rows, size = c.bundle.source_rows(sources), cfg.eval_batch_size
+    batches = [{"source": tf.constant(ev.pad_rows(rows[i:i + size]))}
+               for i in range(0, len(rows), size)]
+    hypotheses = ev.translate_batches(decode_fn, batches, c.bundle.target_tokenizer, size)
     metrics = dict(score_corpus(hypotheses, references), input_file=cfg.input_file)
   else:
     metrics = ev.evaluate_split(c, cfg, cfg.split)
@@ -97,21 +105,18 @@ def evaluate_mode(config: Config) -> None:
 def translate_mode(config: Config) -> None:
   """Translates --input_file (else stdin, read lazily) in token-budget batches; output in input
   order, written window by window (evaluation/evaluate.py translate_stream)."""
-  from evaluation import evaluate as ev
   cfg = config.eval
   if cfg.translate_batch_tokens < 0:
     raise UserError(f"--translate_batch_tokens must be >= 0, got {cfg.translate_batch_tokens}")
   if cfg.engine == "ctranslate2":
     from evaluation import ctranslate2_modes
     return ctranslate2_modes.translate_mode(config)
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
+  from evaluation import evaluate as ev
   c = components_for_inference(config)
   lines = (_read_lines(cfg.input_file, "--input_file") if cfg.input_file
            else (line.rstrip("\n") for line in sys.stdin))
   decoder = ev.make_decoder(c.model, cfg)
-
-  def encode(chunk):
-    source = next(iter(c.bundle.text_dataset(chunk, len(chunk))))["source"].numpy()
-    return [row[row != 0] for row in source]
 
   def decode(padded):
     source = tf.constant(padded)
@@ -124,8 +129,8 @@ def translate_mode(config: Config) -> None:
 
   out = open(cfg.output_file, "w", encoding="utf-8") if cfg.output_file else sys.stdout
   try:
-    for src, result in ev.translate_stream(lines, encode, decode, cfg.translate_batch_tokens,
-                                           cfg.eval_batch_size):
+    for src, result in ev.translate_stream(lines, c.bundle.source_rows, decode,
+                                           cfg.translate_batch_tokens, cfg.eval_batch_size):
       if cfg.output_format == "jsonl":
         result = json.dumps(dict({"source": src}, **result), ensure_ascii=False)
       out.write(result + "\n")
@@ -137,6 +142,7 @@ def translate_mode(config: Config) -> None:
 
 def _head_predictions(c, source) -> dict:
   """Predictions of every head that reads only the encoder, as JSON-ready lists."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from heads.base import call_head, float32_outputs
   encoded = float32_outputs(c.model.encode(source, training=False))
   result = {}
@@ -155,6 +161,7 @@ def _head_predictions(c, source) -> dict:
 @register_mode("diagnose")
 def diagnose_mode(config: Config) -> None:
   """Gradient diagnosis on a few training batches; exit status 1 when it finds an error."""
+  import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from training.components import build_components, checkpoint_dir, make_checkpoint
   from training.diagnose import diagnose
   from training.workdir import fresh_workdir_rollback, prepare_workdir

@@ -56,9 +56,26 @@ def quiet_start():
         sys.stderr.flush()
 
 
+@contextlib.contextmanager
+def _without_matplotlib():
+  """Within the block `import matplotlib` fails, so Keras (imported by TensorFlow) skips its
+  optional plotting helpers: ~0.6 s of every start-up (`python -X importtime`), most of it
+  `matplotlib.pyplot`. auxseq's own plots (evaluation/plots.py) import matplotlib afterwards,
+  normally. Nothing changes when matplotlib was already imported."""
+  if "matplotlib" in sys.modules:
+    yield
+    return
+  sys.modules["matplotlib"] = None
+  try:
+    yield
+  finally:
+    if sys.modules.get("matplotlib", 0) is None:
+      del sys.modules["matplotlib"]
+
+
 def load_tensorflow() -> None:
   """Imports TensorFlow (and tensorflow_text) and lets it find its devices, quietly."""
-  with quiet_start():
+  with quiet_start(), _without_matplotlib():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     tf.config.list_physical_devices()

@@ -3,11 +3,13 @@ model: both engines translate the same lines at beam 1 (measured: all 60 test li
 with float32 weights), the export is atomic, RNN models are refused in one line."""
 import json
 import os
+import subprocess
+import sys
 
 import pytest
 
 from conftest import write_copy_corpus
-from tests_support import run_main
+from tests_support import ROOT, run_main
 
 pytest.importorskip("ctranslate2")
 
@@ -90,3 +92,51 @@ def test_rnn_export_is_one_error_line(tmp_path):
   assert last.startswith("error: --export_format=ctranslate2")
   assert "supports --model=transformer only, got --model=rnn" in last
   assert not os.path.exists(tmp_path / "w")
+
+
+# main.py run in a subprocess that records at exit whether TensorFlow was ever imported.
+_PROBE = ("import atexit, runpy, sys\n"
+          "out = sys.argv.pop(1)\n"
+          "atexit.register(lambda: open(out, 'w').write(str(sorted(m for m in sys.modules\n"
+          "    if m.split('.')[0] in ('tensorflow', 'keras', 'tensorflow_text')))))\n"
+          "sys.argv[0] = {main!r}\n"
+          "runpy.run_path({main!r}, run_name='__main__')\n")
+
+
+def _run_probed(tmp_path, *args, stdin=None):
+  """(completed process, names of the TensorFlow/Keras modules it had imported at exit)."""
+  out = tmp_path / "modules.txt"
+  code = _PROBE.format(main=os.path.join(ROOT, "main.py"))
+  result = subprocess.run([sys.executable, "-c", code, str(out), *args], input=stdin,
+                          capture_output=True, text=True, cwd=ROOT, timeout=600,
+                          env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  return result, eval(out.read_text())  # pylint: disable=eval-used  (a list literal we wrote)
+
+
+def test_serving_an_existing_export_never_imports_tensorflow(trained, tmp_path):
+  """Issue 19: translate and evaluate on --input_file with --engine=ctranslate2 and the
+  directory already there load ctranslate2 and sentencepiece only (start-up ~1 s, not ~10)."""
+  root, args, data_dir = trained
+  directory = root / "served"
+  exported = run_main(*args, "--mode=export", "--export_format=ctranslate2",
+                      "--quantization=float32", f"--output_file={directory}")
+  assert exported.returncode == 0, exported.stderr[-2000:]
+  lines = open(os.path.join(data_dir, "test2016.en"), encoding="utf-8").read().splitlines()[:5]
+  served = ["--engine=ctranslate2", f"--ctranslate2_dir={directory}", "--quantization=float32"]
+  translated, modules = _run_probed(tmp_path, *args, "--mode=translate", *served,
+                                    stdin="\n".join(lines) + "\n")
+  assert translated.returncode == 0, translated.stderr[-2000:]
+  assert modules == []
+  (tmp_path / "src.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+  evaluated, modules = _run_probed(
+      tmp_path, *args, "--mode=evaluate", *served, f"--input_file={tmp_path / 'src.txt'}",
+      f"--reference_file={tmp_path / 'src.txt'}", f"--output_file={tmp_path / 'hyp.txt'}")
+  assert evaluated.returncode == 0, evaluated.stderr[-2000:]
+  assert modules == []
+  assert (tmp_path / "hyp.txt").read_text(encoding="utf-8").splitlines() == \
+      translated.stdout.splitlines()
+  # The probe does see TensorFlow where it is needed; both engines agree at beam 1 (float32).
+  by_tf, modules = _run_probed(tmp_path, *args, "--mode=translate", stdin="\n".join(lines) + "\n")
+  assert by_tf.returncode == 0 and "tensorflow" in modules
+  assert by_tf.stdout.splitlines() == translated.stdout.splitlines()
+  assert len(translated.stdout.splitlines()) == 5

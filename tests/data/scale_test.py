@@ -163,3 +163,17 @@ def test_separate_vocabularies_share_the_cache_by_settings(tmp_path):
   assert joint.source_tokenizer is joint.target_tokenizer
   assert split.source_tokenizer.model_path.endswith("spm.src.model")
   assert len([n for n in os.listdir(tmp_path / "cache") if n.startswith("vocab-")]) == 2
+
+
+def test_source_rows_equal_the_text_dataset_ids(tmp_path):
+  """translate/evaluate on --input_file encode in Python (`source_rows`, no tf.data graph at
+  start-up): the same ids as `text_dataset`, the cap at 4 * max_length - 1 pieces + EOS too."""
+  corpus = write_copy_corpus(tmp_path / "copy")
+  bundle = data.load_data(_config(corpus, tmp_path / "cache", max_length=4), str(tmp_path / "w"),
+                          1234)
+  lines = ["apple bird cloud door eagle forest garden " * 5, "zebra", "", "ünknown ✓ x"]
+  rows = bundle.source_rows(lines)
+  batch = next(iter(bundle.text_dataset(lines, len(lines))))["source"].numpy()
+  assert [r.tolist() for r in rows] == [b[b != 0].tolist() for b in batch]
+  assert len(rows[0]) == 16 and rows[2].tolist() == [3]  # cap 4 * 4 with EOS; "" -> EOS
+  assert all(r.dtype == np.int32 for r in rows)
