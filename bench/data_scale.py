@@ -66,6 +66,7 @@ _PREPARE = r"""
 import json, resource, sys, time
 start = time.time()
 sys.path.insert(0, {root!r})
+import tensorflow  # loaded before any data work, as main.py does (`import data` alone does not)
 import data
 from configs.config import DataConfig, DataSourceConfig
 config = DataConfig(sources=(DataSourceConfig("parallel_text", {corpus!r}),),

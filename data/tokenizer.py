@@ -48,18 +48,24 @@ class Tokenizer:
 
 
 def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str,
-                    seed: int = 0) -> Tokenizer:
+                    seed: int = 0, hand_over: bool = False) -> Tokenizer:
   """Trains a unigram sentencepiece model on all of `sentences` (the caller samples) and writes
   it atomically to `path` (reused if there). The same sentences and seed give the same bytes.
 
   `vocab_size` is a soft limit (`hard_vocab_limit=False`): a tiny corpus gets fewer pieces.
+  `hand_over`: `sentences` is a list that this call empties (every entry None) while
+  SentencePiece copies it, so a large sample is not held twice at the peak of training.
 
   Raises:
     UserError: no sentences, or vocab_size below the number of distinct characters.
   """
   if os.path.exists(path):
     return Tokenizer(path)
-  sentences = [s for s in sentences if s]
+  kept = [s for s in sentences if s]
+  if hand_over:
+    sentences[:] = kept  # the caller's list is the one emptied while SentencePiece reads it
+    kept = sentences
+  sentences = kept
   if not sentences:
     raise UserError(f"no training text for the tokenizer {os.path.basename(path)}: the training "
                     "splits have no sentences on this side (is the main source a translation "
@@ -80,10 +86,18 @@ def train_tokenizer(sentences: Iterable[str], vocab_size: int, path: str,
   return Tokenizer(path)
 
 
+def _handed_over(sentences: list):
+  """The sentences in order, each dropped from the list as SentencePiece takes its own copy, so
+  the Python strings are freed before its suffix array (the peak of training) is built."""
+  for i, sentence in enumerate(sentences):
+    sentences[i] = None
+    yield sentence
+
+
 def _train(sentences, vocab_size, model, seed):
   spm.set_random_generator_seed(seed % (2 ** 32))
   spm.SentencePieceTrainer.train(
-      sentence_iterator=iter(sentences), model_writer=model, vocab_size=vocab_size,
+      sentence_iterator=_handed_over(sentences), model_writer=model, vocab_size=vocab_size,
       model_type="unigram", character_coverage=1.0, pad_id=PAD, unk_id=UNK, bos_id=BOS,
       eos_id=EOS, hard_vocab_limit=False, input_sentence_size=0,
       shuffle_input_sentence=False, num_threads=2, minloglevel=2)

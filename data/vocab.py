@@ -6,18 +6,22 @@ CACHE/vocab-<key>/ holds `spm.model` (joint) or `spm.src.model` + `spm.tgt.model
 over its training pairs, from which the pairs longer than any --max_length are counted. The key
 fingerprints the prepared sources, the vocabulary settings, the sample size and the seed.
 """
+from __future__ import annotations
+
 import hashlib
 import json
 import os
 import random
 import shutil
 import tempfile
-from typing import Dict, List, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Sequence, Tuple
 
 import numpy as np
 
 from data import prepare as prep
-from data.tokenizer import Tokenizer, train_tokenizer
+
+if TYPE_CHECKING:  # the tokenizer module imports TensorFlow: only where a model is trained
+  from data.tokenizer import Tokenizer
 
 MAX_COUNTED_LENGTH = 4096  # longer pairs share the histogram's last bin
 
@@ -63,16 +67,25 @@ def model_names(joint: bool) -> Tuple[str, str]:
 
 def train_models(sources, vocab_size: int, joint: bool, sample: int, seed: int,
                  directory: str) -> Tuple[Tokenizer, Tokenizer]:
-  """Trains the model(s) on the seeded sample into `directory`; joint: half from each side."""
+  """Trains the model(s) on the seeded sample into `directory`; joint: half from each side.
+
+  The sample lists are handed over to `train_tokenizer`, which empties them while SentencePiece
+  copies the sentences, so no second copy of the sample is alive during its training.
+  """
+  from data.tokenizer import train_tokenizer  # pylint: disable=import-outside-toplevel
   per_side = max(1, sample // 2) if joint else sample
   source_sample, target_sample = sample_sentences(sources, per_side, seed)
   src_name, tgt_name = model_names(joint)
   if joint:
-    tok = train_tokenizer(source_sample + target_sample, vocab_size,
-                          os.path.join(directory, src_name), seed)
+    source_sample.extend(target_sample)  # source half first, then target half, as before
+    target_sample.clear()
+    tok = train_tokenizer(source_sample, vocab_size, os.path.join(directory, src_name), seed,
+                          hand_over=True)
     return tok, tok
-  return (train_tokenizer(source_sample, vocab_size, os.path.join(directory, src_name), seed),
-          train_tokenizer(target_sample, vocab_size, os.path.join(directory, tgt_name), seed))
+  return (train_tokenizer(source_sample, vocab_size, os.path.join(directory, src_name), seed,
+                          hand_over=True),
+          train_tokenizer(target_sample, vocab_size, os.path.join(directory, tgt_name), seed,
+                          hand_over=True))
 
 
 def length_histograms(sources, source_tok: Tokenizer, target_tok: Tokenizer) -> List[List[int]]:

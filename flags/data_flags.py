@@ -15,9 +15,10 @@ flags.DEFINE_integer("vocab_size", 4000, "SentencePiece vocabulary size.")
 flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
 flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
 flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in subwords.")
-flags.DEFINE_integer("tokenizer_sample", 1_000_000, "Sentences each SentencePiece model trains on: "
+flags.DEFINE_integer("tokenizer_sample", 500_000, "Sentences each SentencePiece model trains on: "
                      "a reservoir sample of the training split seeded by --seed (joint "
-                     "vocabulary: half from each side). Accepted: >= 1.")
+                     "vocabulary: half from each side); memory grows with it, ~17.5 bytes a "
+                     "character (docs/data.md). Accepted: >= 1.")
 flags.DEFINE_string("data_cache_dir", "", "Shared cache of prepared data and vocabularies, keyed "
                     "by fingerprint (files, filters, tokenizer settings); '' = "
                     "$XDG_CACHE_HOME/auxseq/data, else ~/.cache/auxseq/data.")
