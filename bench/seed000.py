@@ -59,6 +59,9 @@ ROWS = {
     "metabalance shrink 0.3": ["--heads=price", "--combiner=metabalance",
                                "--balance_strategy=shrink", "--balance_relax=1",
                                "--balance_target=0.3"],
+    "metabalance shrink 0.1": ["--heads=price", "--combiner=metabalance",
+                               "--balance_strategy=shrink", "--balance_relax=1",
+                               "--balance_target=0.1"],
 }
 BASELINE = "joint fixed"
 

@@ -89,7 +89,11 @@ def describe_run(config: Config) -> str:
     values = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(options).items())
     skipped = " (weight 0: not built)" if options.weight == 0 and name != "translation" else ""
     lines.append(f"  {'heads:    ' if i == 0 else '          '}{name}({values}){skipped}")
-  lines.append(f"  combiner: {train.combiner}, schedule {train.schedule}, clip_norm "
+  balance = ""
+  if train.combiner in ("metabalance", "task_moments"):
+    balance = (f" ({train.balance_strategy} towards {train.balance_target:g}x "
+               f"{train.main_task}, relax {train.balance_relax:g})")
+  lines.append(f"  combiner: {train.combiner}{balance}, schedule {train.schedule}, clip_norm "
                f"{train.clip_norm:g}, precision {train.precision}")
   lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
                f"{model.num_layers} layers, dropout {model.dropout:g}")
