@@ -95,6 +95,10 @@ class Combiner(keras.layers.Layer):
   needs_variables = False  # keeps state per weight tensor: built with the model's variables
   learns_weights = False  # has trainable balancing variables (not yet under several replicas)
   balances_magnitude = False  # takes --balance_strategy and --balance_target
+  # Balances the auxiliary terms' sum, not each term: the step then takes two gradients per row
+  # group (the main term's, the weighted sum of the others'), not one per term, and calls
+  # `combine_auxiliaries` instead of `combine_tensors` (training/term_gradients.py).
+  balances_auxiliaries_together = False
 
   def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
                gradient_space: str = "weights", **kwargs):

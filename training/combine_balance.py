@@ -6,8 +6,9 @@ every auxiliary gradient towards a target magnitude, rho times the main one's
 (`--balance_target`, rho = 1 in the paper), with relax factor r (`--balance_relax`):
 g_aux <- g_aux * (r * rho * m_main / m_aux + 1 - r); r = 0 is the plain weighted sum, r = 1 puts
 the auxiliary gradient at the target. `--balance_strategy` says which gradients are rescaled
-(He et al. 2022, Section 4, strategies A-C): `shrink` only those above the target (a cap: an
-auxiliary term can never move a shared tensor more than rho times the main task does),
+(He et al. 2022, Section 4, strategies A-C): `shrink` only those above the target (a cap;
+metabalance puts it on the auxiliaries' weighted sum: together they can never move a shared
+tensor more than rho times the main task does, see `balances_auxiliaries_together`),
 `enlarge` only those below it, `both` all of them.
 Their state (moving averages per term and tensor) is non-trainable combiner state, saved in the
 checkpoint with the rest of the combiner. Weights only one term reaches (the heads' own, the
@@ -57,6 +58,18 @@ def rescale_factor(main, aux, relax, strategy, target):
   return tf.where(applies, relax * tf.math.divide_no_nan(goal, aux) + 1 - relax, 1.0)
 
 
+def _moving_norms(combiner, current, tracked, positions):
+  """MetaBalance's m <- beta m + (1 - beta) current ([K, S], S = the tracked tensors, at
+  `positions[k]` for k in `tracked`), stored in `combiner.norms`; returns m."""
+  index = tf.constant([positions[k] for k in tracked], tf.int32)
+  norms = combiner.norms
+  previous = tf.gather(tf.convert_to_tensor(norms), index, axis=1)
+  moving = combiner.beta * previous + (1 - combiner.beta) * current
+  norms.assign(tf.transpose(tf.tensor_scatter_nd_update(
+      tf.transpose(tf.convert_to_tensor(norms)), index[:, None], tf.transpose(moving))))
+  return moving
+
+
 @register_combiner("metabalance")
 class MetaBalance(GradientCombiner):
   """He et al. 2022, "MetaBalance: Improving Multi-Task Recommendations via Adapting Gradient
@@ -67,6 +80,9 @@ class MetaBalance(GradientCombiner):
   w_i g_ik (r m_main,k / m_ik + 1 - r); G_k = the sum over terms. A tensor the main task does not
   reach keeps its auxiliary gradients unscaled (the paper assumes the main task reaches every
   shared tensor), and so does a negligible auxiliary gradient (`NEGLIGIBLE`, our addition).
+  With strategy `shrink` (and no per-term clipping) the auxiliaries are balanced together: the
+  cap acts on their weighted sum (`combine_auxiliaries`; docs/balancing.md), and the step needs
+  two gradients per row group instead of one per term.
   State: m, [K, tensors of the model].
   """
   needs_main_task = True
@@ -79,10 +95,37 @@ class MetaBalance(GradientCombiner):
     super().__init__(term_names, **kwargs)
     self.relax = _check_relax(relax)
     self.strategy, self.target = _check_strategy(strategy, target)
+    # shrink is a cap, and the cap that means something is on what the auxiliary heads do
+    # together: "on no shared tensor do they move the weights by more than rho times the main
+    # task" (per term, K heads could move it K rho times). It needs two gradients per row group
+    # instead of one per term (combine_auxiliaries). Per-term clipping needs every term's own.
+    self.balances_auxiliaries_together = strategy == "shrink" and not self.term_clip_norm
     self.slots = len(variables)
     self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
                                                               max(self.slots, 1)),
                                  initializer="zeros", trainable=False)
+
+  def combine_auxiliaries(self, main_weight, main, auxiliaries, positions):
+    """The shrink cap on the auxiliaries' sum (`balances_auxiliaries_together`): main [the main
+    term's unweighted gradient on each tensor], auxiliaries [the gradient of the weighted sum of
+    every other term] -> [G of each tensor] = w_main g_main + f * sum_aux w_i g_i, with
+    f = rescale_factor(m_main, m_aux) from the moving norms of the two. Every auxiliary row of
+    the state holds m_aux (the checkpoint keeps its [K, tensors] shape)."""
+    weighted = [main_weight * g for g in main]
+    tracked = [k for k, p in enumerate(positions) if p < self.slots]
+    if not tracked:
+      return [g + a for g, a in zip(weighted, auxiliaries)]
+    names = self.term_names
+    first = min(i for i, n in enumerate(names) if n != self.main_task)
+    main_norms = tf.stack([tf.norm(weighted[k]) for k in tracked])
+    aux_norms = tf.stack([tf.norm(auxiliaries[k]) for k in tracked])
+    moving = _moving_norms(self, tf.stack([main_norms if n == self.main_task else aux_norms
+                                           for n in names]), tracked, positions)
+    main_moving = moving[names.index(self.main_task)]
+    factor = rescale_factor(main_moving, moving[first], self.relax, self.strategy, self.target)
+    column = {k: s for s, k in enumerate(tracked)}
+    return [g + (factor[column[k]] * a if k in column else a)
+            for k, (g, a) in enumerate(zip(weighted, auxiliaries))]
 
   def combine_tensors(self, losses, weights, grads, positions):
     names = self.term_names
@@ -91,13 +134,9 @@ class MetaBalance(GradientCombiner):
     if not tracked:
       return used, [tf.add_n([weights[n] * grads[n][k] for n in names])
                     for k in range(len(positions))], tf.constant(0.0)
-    index = tf.constant([positions[k] for k in tracked], tf.int32)
     current = tf.stack([tf.stack([tf.norm(weights[n] * grads[n][k]) for k in tracked])
                         for n in names])  # [K, S]
-    previous = tf.gather(tf.convert_to_tensor(self.norms), index, axis=1)
-    moving = self.beta * previous + (1 - self.beta) * current
-    self.norms.assign(tf.transpose(tf.tensor_scatter_nd_update(
-        tf.transpose(tf.convert_to_tensor(self.norms)), index[:, None], tf.transpose(moving))))
+    moving = _moving_norms(self, current, tracked, positions)
     main = names.index(self.main_task)
     factor = rescale_factor(moving[main][None, :], moving, self.relax, self.strategy,
                             self.target)  # [K, S]

@@ -9,7 +9,10 @@ Cost: heads are grouped by the rows their labels live on (`row_keys`, `ROW_GROUP
 pairs (translation, domain, attention regularisers) and listings (price). Each group runs its
 own forward pass on its own rows only, so groups on disjoint rows together cost about one joint
 pass. Within a group the first term costs one backward; every further term on the same rows
-costs one extra backward (e.g. an attention regulariser or the domain head beside translation).
+costs one extra backward (e.g. an attention regulariser or the domain head beside translation),
+unless the combiner balances the auxiliaries together (`merges_auxiliaries`: metabalance's
+shrink cap): then a group takes one backward for the main term and one for the weighted sum of
+its other terms, two at most whatever the number of heads.
 A row outside a head's rows contributes exactly 0 to its loss (the Head contract masks missing
 labels), so restricting the head to its rows changes neither its sum nor its count
 (tests/training/term_gradients_test.py compares with whole-batch gradients).
@@ -36,6 +39,20 @@ ROW_GROUPS = {"target_out": "sentence_pairs", "domain": "sentence_pairs",
               "alignment": "sentence_pairs", "price": "listings"}
 # Outputs that exist only where there is a target: a head reading them lives on target rows.
 DECODER_SIDE = (out.LOGITS, out.CROSS_ATTENTION, out.TARGET_MASK)
+
+
+# The key, beside the main term's, of the gradient of the weighted sum of every other term when
+# the combiner balances the auxiliaries together (`merges_auxiliaries`).
+AUXILIARIES = "auxiliaries"
+
+
+def merges_auxiliaries(combiner):
+  """The main task's name when the combiner balances the auxiliary terms' sum rather than each
+  term (`balances_auxiliaries_together`, e.g. metabalance's shrink cap): two gradients per row
+  group then replace one per term. None otherwise."""
+  if getattr(combiner, "balances_auxiliaries_together", False):
+    return combiner.main_task
+  return None
 
 
 def combines_gradients(combiner) -> bool:
@@ -86,9 +103,14 @@ def select_rows(batch, heads):
   return {name: tf.boolean_mask(value, rows) for name, value in batch.items()}
 
 
-def term_gradients(model, heads, batches, variables, loss_scale=None):
+def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None):
   """Each term's gradient over `variables` of its globally normalised loss, summed over
   micro-batches; one forward pass per row group and micro-batch.
+
+  `merge` (the main task's name, see `merges_auxiliaries`): the gradients are instead the main
+  term's (unweighted, under its name) and, under `AUXILIARIES`, the gradient of
+  sum_i weight_i * loss_i over every other term: two backwards per row group at most, whatever
+  the number of heads. Losses, weights and counts stay per term.
 
   Returns ({term: [dense float32 gradient, or None where the term does not reach]},
   losses {term: scalar}, weights {term: float}, counts {term: scalar}).
@@ -97,19 +119,22 @@ def term_gradients(model, heads, batches, variables, loss_scale=None):
   grads, losses, weights, all_counts = {}, {}, {}, {}
   for batch in batches:
     for group in row_groups(heads).values():
-      part = _group_gradients(model, group, select_rows(batch, group), variables, counts,
-                              loss_scale)
-      for name, (grad, loss, weight, count) in part.items():
+      part, means, group_weights, group_counts = _group_gradients(
+          model, group, select_rows(batch, group), variables, counts, loss_scale, merge)
+      for name, grad in part.items():
         grads[name] = grad if name not in grads else [_add(a, b) for a, b in
                                                       zip(grads[name], grad)]
+      for name, loss in means.items():
         losses[name] = losses.get(name, 0.0) + loss
-        weights[name], all_counts[name] = weight, count
+      weights.update(group_weights)
+      all_counts.update(group_counts)
   return grads, losses, weights, all_counts
 
 
-def _group_gradients(model, heads, batch, variables, counts, loss_scale):
-  """{term: (grads, normalised loss, weight, global count)} of one row group's forward pass:
-  one backward per term from one persistent tape."""
+def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=None):
+  """One row group's forward pass: ({key: grads}, {term: normalised loss}, {term: weight},
+  {term: global count}). One backward per term from one persistent tape, or with `merge` one
+  for the main term and one for the weighted sum of the group's other terms."""
   with tf.GradientTape(persistent=True) as tape:
     outputs = step_lib.forward(model, heads, batch, training=True)
     terms, weights = step_lib.head_terms(outputs, heads, batch, training=True)
@@ -118,15 +143,19 @@ def _group_gradients(model, heads, batch, variables, counts, loss_scale):
     means = {n: tf.math.divide_no_nan(tf.cast(t.total, tf.float32), counts[n])
              for n, t in terms.items()}
     targets = means if loss_scale is None else {n: m * loss_scale for n, m in means.items()}
+    if merge is not None:
+      others = [weights[n] * t for n, t in targets.items() if n != merge]
+      targets = dict({merge: targets[merge]} if merge in targets else {},
+                     **({AUXILIARIES: tf.add_n(others)} if others else {}))
   result = {}
-  for name, mean in means.items():
+  for name, target in targets.items():
     grads = [None if g is None else tf.convert_to_tensor(g)
-             for g in tape.gradient(targets[name], variables)]
+             for g in tape.gradient(target, variables)]
     if loss_scale is not None:
       grads = [None if g is None else g / tf.cast(loss_scale, g.dtype) for g in grads]
-    result[name] = (grads, mean, weights[name], counts[name])
+    result[name] = grads
   del tape
-  return result
+  return result, means, weights, {n: counts[n] for n in means}
 
 
 def _add(a, b):
@@ -141,7 +170,8 @@ def combined_gradients(model, heads, combiner, optimizer, variables, batches):
   scale = None
   if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
     scale = tf.cast(optimizer.dynamic_scale, tf.float32)  # the optimizer unscales in apply
-  grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale)
+  grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
+                                                  merges_auxiliaries(combiner))
   combined, total, used = combine_terms(combiner, losses, weights, grads, variables)
   if scale is not None:
     combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
@@ -159,7 +189,8 @@ def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, v
   static = {}  # trace-time structure: head weights and which gradients are None
 
   def replica(batches):
-    grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale)
+    grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
+                                                    merges_auxiliaries(combiner))
     static.update(weights=weights, reached={n: [g is not None for g in gs]
                                             for n, gs in grads.items()})
     return {n: [g for g in gs if g is not None] for n, gs in grads.items()}, losses, counts
@@ -184,8 +215,26 @@ def combine_terms(combiner, losses, weights, grads, variables):
   combiners: `combine_tensors` over the tensors at least two terms reach (shared), the
   weighted sum `used_i g_i` elsewhere. Per-term clipping (`term_clip_norm`) first, on the
   weighted gradient of each term over every weight it reaches.
+
+  `grads` with an `AUXILIARIES` entry (`term_gradients(..., merge=main)`): `combine_auxiliaries`
+  on the tensors both the main term and the auxiliaries' sum reach; elsewhere the main term's
+  weighted gradient plus that sum, which on a head's own weights is exactly its own weighted
+  gradient (no other term reaches them).
   """
   names = combiner.term_names
+  if AUXILIARIES in grads:
+    main = combiner.main_task
+    pair = (main, AUXILIARIES)
+    grads = {n: grads.get(n, [None] * len(variables)) for n in pair}
+    shared = shared_positions(grads, pair)
+    shared_grads = combiner.combine_auxiliaries(
+        weights[main], [_dense(grads[main][j], variables[j]) for j in shared],
+        [_dense(grads[AUXILIARIES][j], variables[j]) for j in shared], shared)
+    used = {n: tf.constant(weights[n], tf.float32) for n in names}
+    total = tf.add_n([used[n] * losses[n] for n in names])
+    coeffs = {main: used[main], AUXILIARIES: tf.constant(1.0)}
+    return _assemble(variables, pair, grads, coeffs, dict(zip(shared, shared_grads)), {}), \
+        total, used
   if getattr(combiner, "needs_gradients", False):
     grads = clip_terms(grads, {n: weights[n] for n in names}, combiner.term_clip_norm)
     shared = shared_positions(grads, names)

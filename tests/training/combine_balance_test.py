@@ -179,3 +179,31 @@ def test_make_combiner_passes_strategy_and_target():
   comb = combine.make_combiner(_train(balance_strategy="shrink", balance_target=0.3), NAMES,
                                _variables([2]))
   assert (comb.strategy, comb.target) == ("shrink", 0.3)
+
+
+def test_metabalance_shrink_caps_the_sum_of_the_auxiliaries_by_hand():
+  """shrink balances the auxiliaries together: r = 1, rho = 1, beta = 0.9, one step.
+  g_t = (3, 4): m_t = 0.1 * 5 = 0.5. Auxiliaries a, b (weights 1 and 2), weighted sum S.
+  Case 1: w_a g_a = (0, 3), w_b g_b = 2 (0, 2) = (0, 4): each below 5 (a per-term cap leaves both,
+  G = (3, 11)); S = (0, 7), m_S = 0.7 > 0.5 -> S scaled by 0.5 / 0.7 to norm 5: G = (3, 9).
+  Case 2: (0, 6) and (0, -4): a per-term cap would shrink a to (0, 5), G = (3, 5); S = (0, 2) is
+  below the cap and stays: G = (3, 6) (the heads' cancellation is not penalised)."""
+  names = ("translation", "a", "b")
+  assert combine_balance.MetaBalance(names, strategy="shrink").balances_auxiliaries_together
+  assert not combine_balance.MetaBalance(names, strategy="both").balances_auxiliaries_together
+  assert not combine_balance.MetaBalance(names, strategy="shrink", term_clip_norm=1.0
+                                         ).balances_auxiliaries_together
+  combs = []
+  for aux, expected, m_aux in (([0.0, 7.0], [3.0, 9.0], 0.7), ([0.0, 2.0], [3.0, 6.0], 0.2)):
+    comb = combine_balance.MetaBalance(names, variables=_variables([3], [2]), relax=1.0,
+                                       strategy="shrink", target=1.0)
+    combs.append(comb)
+    (shared,) = comb.combine_auxiliaries(1.0, [tf.constant([3.0, 4.0])], [tf.constant(aux)], [1])
+    assert shared.numpy().tolist() == pytest.approx(expected, rel=1e-6)
+    # every auxiliary row holds the sum's moving norm; tensor 0 was not shared, untouched
+    np.testing.assert_allclose(comb.norms.numpy(), [[0.0, 0.5], [0.0, m_aux], [0.0, m_aux]],
+                               rtol=1e-6)
+  # Second step of case 1 with the same gradients: m_t = 0.95, m_S = 1.33, same ratio 5 / 7.
+  (shared,) = combs[0].combine_auxiliaries(1.0, [tf.constant([3.0, 4.0])],
+                                           [tf.constant([0.0, 7.0])], [1])
+  assert shared.numpy().tolist() == pytest.approx([3.0, 4.0 + 7.0 * 0.95 / 1.33], rel=1e-6)

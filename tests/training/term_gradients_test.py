@@ -255,3 +255,67 @@ def test_boundary_space_still_trains_and_differs_from_weights(tmp_path, copy_cor
     assert bool(result["finite"]) and int(c.optimizer.iterations.numpy()) == 1
     moved[space] = [v.numpy() - b for v, b in zip(c.model.trainable_variables, before)]
   assert any(not np.allclose(a, b) for a, b in zip(moved["boundary"], moved["weights"]))
+
+
+def test_shrink_takes_two_gradients_and_equals_fixed_when_the_cap_does_not_bind(
+    tmp_path, copy_corpus):
+  """metabalance shrink balances the auxiliaries together: translation's gradient and the
+  gradient of the weighted sum of price, domain and attention_entropy (price from its own rows),
+  i.e. two backwards over the sentence pairs instead of three. With a cap that cannot bind
+  (target 1e9) the combined gradient is the fixed combiner's summed gradient, and the
+  auxiliaries' gradient is exactly the weighted sum of the per-term ones."""
+  c = _components(tmp_path, copy_corpus, "price:dropout=0;domain:weight=0.5;attention_entropy",
+                  combiner="metabalance", balance_strategy="shrink", balance_relax=1.0,
+                  balance_target=1e9)
+  assert term_gradients.merges_auxiliaries(c.combiner) == "translation"
+  batch = _mixed_batch(c)
+  variables = trainable_variables(c.model, c.heads, c.combiner)
+  grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables,
+                                                            merge="translation")
+  assert set(grads) == {"translation", term_gradients.AUXILIARIES}
+  assert set(losses) == set(weights) == set(c.term_names) and weights["domain"] == 0.5
+  per_term, per_losses, _, _ = term_gradients.term_gradients(c.model, c.heads, (batch,),
+                                                             variables)
+  for j, v in enumerate(variables):
+    parts = [weights[n] * per_term[n][j] for n in c.term_names
+             if n != "translation" and per_term[n][j] is not None]
+    assert (grads[term_gradients.AUXILIARIES][j] is None) == (not parts), v.path
+    if parts:
+      np.testing.assert_allclose(grads[term_gradients.AUXILIARIES][j].numpy(),
+                                 tf.add_n(parts).numpy(), rtol=1e-4, atol=1e-6, err_msg=v.path)
+  combined, total, used = term_gradients.combine_terms(c.combiner, losses, weights, grads,
+                                                       variables)
+  assert {n: float(u) for n, u in used.items()} == pytest.approx(weights)
+  with tf.GradientTape() as tape:
+    outputs = c.model(batch, training=True)
+    ref_losses, ref_weights, _ = head_losses(outputs, c.heads, batch, training=True)
+    ref_total = tf.add_n([ref_weights[n] * ref_losses[n] for n in c.term_names])
+  reference = tape.gradient(ref_total, variables)
+  assert float(total) == pytest.approx(float(ref_total), rel=1e-5)
+  for name in c.term_names:
+    assert float(losses[name]) == pytest.approx(float(ref_losses[name]), rel=1e-5)
+  for g, r, v in zip(combined, reference, variables):
+    assert (g is None) == (r is None), v.path
+    if g is not None:
+      np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4,
+                                 atol=1e-6, err_msg=v.path)
+  assert float(tf.reduce_max(c.combiner.norms)) > 0  # the moving norms were updated
+
+
+def test_merged_auxiliaries_assemble_each_head_its_own_gradient_by_hand():
+  """Variables: a shared tensor [2], head a's own [1], head b's own [1]. translation (weight 1)
+  g = (3, 4) on the shared tensor only; the auxiliaries' weighted sum is (0, 7) there, and on the
+  heads' own weights w_a g_a = 2, w_b g_b = -1. r = 1, rho = 1: the sum is capped at norm 5 on the
+  shared tensor (G = (3, 9)); each head's own weights get exactly their weighted gradient."""
+  from training.combine_balance import MetaBalance  # pylint: disable=import-outside-toplevel
+  variables = [tf.Variable(tf.zeros([2])), tf.Variable(tf.zeros([1])), tf.Variable(tf.zeros([1]))]
+  combiner = MetaBalance(("translation", "a", "b"), variables=variables, relax=1.0,
+                         strategy="shrink", target=1.0)
+  grads = {"translation": [tf.constant([3.0, 4.0]), None, None],
+           term_gradients.AUXILIARIES: [tf.constant([0.0, 7.0]), tf.constant([2.0]),
+                                        tf.constant([-1.0])]}
+  losses = {"translation": tf.constant(1.0), "a": tf.constant(2.0), "b": tf.constant(3.0)}
+  weights = {"translation": 1.0, "a": 0.5, "b": 2.0}
+  combined, total, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
+  assert [g.numpy().tolist() for g in combined] == [pytest.approx([3.0, 9.0]), [2.0], [-1.0]]
+  assert float(total) == pytest.approx(1.0 + 1.0 + 6.0)
