@@ -38,6 +38,7 @@ SETUPS = {
 }
 STATIC_WEIGHTS = ("0.03", "0.1", "0.3", "1")
 FIXED = ["--combiner=fixed"]  # rows written before the default combiner changed say it
+NOCLIP = ["--noclip_per_term"]  # so do gradient-combiner rows measured before it clipped per term
 PAPER = ["--balance_strategy=both", "--balance_relax=0.7", "--balance_target=1"]  # He et al.
 ROWS = {
     "translation alone": ["--heads="] + FIXED,
@@ -47,21 +48,24 @@ ROWS = {
     "alternating 10:1": ["--heads=price", "--schedule=alternating", "--alternate_ratio=10"] + FIXED,
     "two optimizers": ["--heads=price", "--schedule=two_optimizers"] + FIXED,
     "uncertainty": ["--heads=price", "--combiner=uncertainty"],
-    "gradnorm": ["--heads=price", "--combiner=gradnorm"],
-    "pcgrad": ["--heads=price", "--combiner=pcgrad"],
-    "mgda_ub": ["--heads=price", "--combiner=mgda_ub"],
-    "metabalance": ["--heads=price", "--combiner=metabalance"] + PAPER,
+    "gradnorm": ["--heads=price", "--combiner=gradnorm"] + NOCLIP,
+    "pcgrad": ["--heads=price", "--combiner=pcgrad"] + NOCLIP,
+    "mgda_ub": ["--heads=price", "--combiner=mgda_ub"] + NOCLIP,
+    "metabalance": ["--heads=price", "--combiner=metabalance"] + PAPER + NOCLIP,
     "metabalance + clip per term": ["--heads=price", "--combiner=metabalance",
                                     "--clip_per_term"] + PAPER,
     "metabalance shrink": ["--heads=price", "--combiner=metabalance", "--balance_strategy=shrink",
-                           "--balance_relax=1", "--balance_target=1"],
-    # The default since issue 18 (the flags' defaults), spelled out.
+                           "--balance_relax=1", "--balance_target=1"] + NOCLIP,
     "metabalance shrink 0.3": ["--heads=price", "--combiner=metabalance",
                                "--balance_strategy=shrink", "--balance_relax=1",
-                               "--balance_target=0.3"],
+                               "--balance_target=0.3"] + NOCLIP,
     "metabalance shrink 0.1": ["--heads=price", "--combiner=metabalance",
                                "--balance_strategy=shrink", "--balance_relax=1",
-                               "--balance_target=0.1"],
+                               "--balance_target=0.1"] + NOCLIP,
+    # The default since 2026-12-02 (the flags' defaults), spelled out.
+    "metabalance shrink 0.3 + clip per term": ["--heads=price", "--combiner=metabalance",
+                                               "--balance_strategy=shrink", "--balance_relax=1",
+                                               "--balance_target=0.3", "--clip_per_term"],
 }
 BASELINE = "joint fixed"
 

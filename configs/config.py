@@ -131,8 +131,10 @@ class TrainConfig:
       2022, strategies A-C): shrink (only those above the target), enlarge (only those below)
       or both.
     balance_target: the target magnitude as a fraction of the main task's (1 = the paper's).
-    clip_per_term: clip each term's weighted gradient to clip_norm before the terms are
-      combined (per-term gradients over the weights), instead of one clip of the sum.
+    clip_per_term: where the step takes per-term gradients anyway (gradient combiners over the
+      weights, two or more terms; training/combine.py `clips_per_term`), clip each term's
+      weighted gradient to clip_norm before the terms are combined, instead of one clip of the
+      sum (with metabalance's shrink cap: translation and the auxiliaries' sum, each).
     gradient_space: where gradient combiners take per-term gradients: weights (the shared
       weights; terms on different rows meet there) | boundary (the encoder outputs).
   """
@@ -165,7 +167,7 @@ class TrainConfig:
   balance_relax: float = 1.0
   balance_strategy: str = "shrink"
   balance_target: float = 0.3
-  clip_per_term: bool = False
+  clip_per_term: bool = True
   gradient_space: str = "weights"
   init_from: str = ""
 

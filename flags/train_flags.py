@@ -50,9 +50,11 @@ flags.DEFINE_enum("balance_strategy", "shrink", ["both", "shrink", "enlarge"], "
                   "enlarge = only smaller ones, both = all.")
 flags.DEFINE_float("balance_target", 0.3, "Target magnitude of metabalance and task_moments, "
                    "as a fraction of the main task's gradient magnitude (1 = the paper's).")
-flags.DEFINE_bool("clip_per_term", False, "Clip each loss term's weighted gradient to "
-                  "--clip_norm before the terms are combined (instead of one clip of the sum), "
-                  "so one term's norm cannot shrink another's update.")
+flags.DEFINE_bool("clip_per_term", True, "Where the step takes per-term gradients anyway "
+                  "(gradient combiners over the weights, two or more terms), clip each term's "
+                  "weighted gradient to --clip_norm before the terms are combined instead of one "
+                  "clip of the sum, so one term's norm cannot shrink another's update; "
+                  "elsewhere the global clip.")
 flags.DEFINE_enum("gradient_space", "weights", ["weights", "boundary"], "Where gradient "
                   "combiners take per-term gradients: over the shared weights (terms on "
                   "different rows meet) or at the encoder outputs (cheaper, blind to them).")

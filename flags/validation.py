@@ -160,9 +160,6 @@ def check_train(config: Config) -> None:
   train = config.train
   if not train.main_task.strip():
     raise UserError("--main_task='': give a loss term name, e.g. translation")
-  if train.clip_per_term and not train.clip_norm:
-    raise UserError("--clip_per_term: clips each term to --clip_norm, which is 0 (off); give "
-                    "--clip_norm > 0")
   if train.init_from:
     check_init_from(train.init_from, config.workdir)
   if train.distribute == "multi_worker" and not os.environ.get("TF_CONFIG"):

@@ -47,13 +47,20 @@ def check_options(train, term_names):
   if cls.needs_main_task and main not in term_names and main.split("/")[0] not in term_names:
     raise UserError(f"--main_task={main}: --combiner={train.combiner} balances towards it, but "
                     f"it is not a loss term; terms: {', '.join(term_names)}")
-  if train.clip_per_term and not train.clip_norm:
-    raise UserError("--clip_per_term: clips each term to --clip_norm, which is 0 (off)")
-  if train.gradient_space == "boundary" and (train.clip_per_term or cls.needs_variables):
+  if train.gradient_space == "boundary" and cls.needs_variables:
     raise UserError(f"--gradient_space=boundary has no per-weight gradients: use "
-                    f"--gradient_space=weights with --combiner={train.combiner}"
-                    f"{' and --clip_per_term' if train.clip_per_term else ''}")
+                    f"--gradient_space=weights with --combiner={train.combiner}")
   return cls
+
+
+def clips_per_term(train, cls, term_names) -> bool:
+  """Whether `--clip_per_term` applies: where the step takes per-term gradients over the
+  weights anyway (a gradient combiner, at least two terms, the joint schedule) and --clip_norm
+  > 0. Elsewhere (loss-based combiners, one term, the boundary, the baseline schedules) the one
+  global clip of the summed gradient does it, at no extra cost."""
+  return bool(train.clip_per_term and train.clip_norm and cls.needs_gradients
+              and train.gradient_space == "weights" and len(term_names) > 1
+              and train.schedule == "joint")
 
 
 def make_combiner(train, term_names, variables=()):
@@ -64,7 +71,7 @@ def make_combiner(train, term_names, variables=()):
     UserError: unknown combiner, main task that is not a term, or options that do not fit.
   """
   cls = check_options(train, term_names)
-  clip = train.clip_norm if train.clip_per_term else 0.0
+  clip = train.clip_norm if clips_per_term(train, cls, term_names) else 0.0
   kwargs = dict(main_task=train.main_task, term_clip_norm=clip, gradient_space=train.gradient_space)
   if cls.needs_variables:
     kwargs["variables"] = list(variables)

@@ -98,8 +98,9 @@ class MetaBalance(GradientCombiner):
     # shrink is a cap, and the cap that means something is on what the auxiliary heads do
     # together: "on no shared tensor do they move the weights by more than rho times the main
     # task" (per term, K heads could move it K rho times). It needs two gradients per row group
-    # instead of one per term (combine_auxiliaries). Per-term clipping needs every term's own.
-    self.balances_auxiliaries_together = strategy == "shrink" and not self.term_clip_norm
+    # instead of one per term (combine_auxiliaries). With --clip_per_term the main term and the
+    # auxiliaries' sum are clipped separately (for one auxiliary: exactly per-term clipping).
+    self.balances_auxiliaries_together = strategy == "shrink"
     self.slots = len(variables)
     self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
                                                               max(self.slots, 1)),

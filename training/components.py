@@ -80,9 +80,10 @@ def check_labels(heads) -> None:
                       f"provide; labels in every batch: {', '.join(BATCH_KEYS)}")
 
 
-def make_optimizer(config: Config, variables, schedule) -> keras.optimizers.Optimizer:
+def make_optimizer(config: Config, variables, schedule,
+                   per_term: bool = False) -> keras.optimizers.Optimizer:
+  """Adam with the global-norm clip, unless the combiner clips each term (`per_term`)."""
   train = config.train
-  per_term = train.clip_per_term and train.schedule == "joint"  # then the combiner clips
   clip = None if per_term else train.clip_norm or None
   optimizer = keras.optimizers.Adam(learning_rate=schedule, beta_1=0.9, beta_2=0.98, epsilon=1e-9,
                                     global_clipnorm=clip)
@@ -125,7 +126,8 @@ def build_components(config: Config, inference: bool = False) -> Components:
     combiner = combine.make_combiner(train, term_names, model.trainable_variables)
   from training.step import trainable_variables
   schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
-  optimizer = make_optimizer(config, trainable_variables(model, heads, combiner), schedule)
+  optimizer = make_optimizer(config, trainable_variables(model, heads, combiner), schedule,
+                             per_term=combiner.term_clip_norm > 0)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
   return Components(config, bundle, model, heads, combiner, optimizer, step, term_names, schedule)
 

@@ -219,13 +219,15 @@ def combine_terms(combiner, losses, weights, grads, variables):
   `grads` with an `AUXILIARIES` entry (`term_gradients(..., merge=main)`): `combine_auxiliaries`
   on the tensors both the main term and the auxiliaries' sum reach; elsewhere the main term's
   weighted gradient plus that sum, which on a head's own weights is exactly its own weighted
-  gradient (no other term reaches them).
+  gradient (no other term reaches them). Per-term clipping then clips the main term and the
+  auxiliaries' sum, each over every weight it reaches.
   """
   names = combiner.term_names
   if AUXILIARIES in grads:
     main = combiner.main_task
     pair = (main, AUXILIARIES)
     grads = {n: grads.get(n, [None] * len(variables)) for n in pair}
+    grads = clip_terms(grads, {main: weights[main], AUXILIARIES: 1.0}, combiner.term_clip_norm)
     shared = shared_positions(grads, pair)
     shared_grads = combiner.combine_auxiliaries(
         weights[main], [_dense(grads[main][j], variables[j]) for j in shared],

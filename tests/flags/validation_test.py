@@ -65,7 +65,6 @@ COMBINATION_CASES = [
     ["--model=rnn", "--heads=attention_entropy:layers=0+1"],  # the RNN has one attention map
     ["--num_layers=2", "--heads=coverage:layers=2"],
     ["--num_heads=2", "--heads=attention_entropy:heads=3"],
-    ["--clip_per_term", "--clip_norm=0"],
     ["--combiner=metabalance", "--gradient_space=boundary"],
     ["--mode=export", "--export_format=ctranslate2", "--model=rnn"],
     ["--mode=translate", "--engine=ctranslate2", "--model=rnn"],

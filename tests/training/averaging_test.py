@@ -44,12 +44,8 @@ def test_average_last_is_the_float32_mean_of_the_saved_checkpoints(tmp_path, cop
     np.testing.assert_allclose(variable.numpy(), np.mean(saved, axis=0), rtol=1e-6, atol=1e-7)
   assert checked > 5
   assert int(c.step.numpy()) == 6  # everything else comes from the newest checkpoint
-  # Optimizer slots are not averaged: they are exactly the newest checkpoint's.
-  slots = [np.array(v.numpy()) for v in c.optimizer.variables]
-  assert sum(bool(np.any(s)) for s in slots if s.ndim > 0) > 5
-  make_checkpoint(c).read(paths[-1]).expect_partial()
-  for v, s in zip(c.optimizer.variables, slots):
-    np.testing.assert_array_equal(v.numpy(), s)
+  # Inference builds no optimizer (its slots are never read there, so they are not averaged).
+  assert c.optimizer is None and c.combiner is None
 
   # Fewer checkpoints than asked: those that exist are averaged.
   assert averaging.last_checkpoints(str(workdir / "checkpoints"), 10) == [

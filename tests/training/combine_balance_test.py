@@ -75,7 +75,7 @@ def test_balancing_state_round_trips_through_the_checkpoint(tmp_path):
 def _train(**kwargs):
   fields = dict(combiner="metabalance", main_task="translation", clip_norm=1.0,
                 clip_per_term=False, gradient_space="weights", balance_relax=0.7,
-                balance_strategy="both", balance_target=1.0)
+                balance_strategy="both", balance_target=1.0, schedule="joint")
   fields.update(kwargs)
   return types.SimpleNamespace(**fields)
 
@@ -191,8 +191,8 @@ def test_metabalance_shrink_caps_the_sum_of_the_auxiliaries_by_hand():
   names = ("translation", "a", "b")
   assert combine_balance.MetaBalance(names, strategy="shrink").balances_auxiliaries_together
   assert not combine_balance.MetaBalance(names, strategy="both").balances_auxiliaries_together
-  assert not combine_balance.MetaBalance(names, strategy="shrink", term_clip_norm=1.0
-                                         ).balances_auxiliaries_together
+  assert combine_balance.MetaBalance(names, strategy="shrink", term_clip_norm=1.0
+                                     ).balances_auxiliaries_together  # clips main and the sum
   combs = []
   for aux, expected, m_aux in (([0.0, 7.0], [3.0, 9.0], 0.7), ([0.0, 2.0], [3.0, 6.0], 0.2)):
     comb = combine_balance.MetaBalance(names, variables=_variables([3], [2]), relax=1.0,
