@@ -302,42 +302,40 @@ def test_shrink_takes_two_gradients_and_equals_fixed_when_the_cap_does_not_bind(
   assert float(tf.reduce_max(c.combiner.norms)) > 0  # the moving norms were updated
 
 
-def test_merged_auxiliaries_assemble_each_head_its_own_gradient_by_hand():
+def _merged_toy(term_clip_norm=0.0):
   """Variables: a shared tensor [2], head a's own [1], head b's own [1]. translation (weight 1)
   g = (3, 4) on the shared tensor only; the auxiliaries' weighted sum is (0, 7) there, and on the
-  heads' own weights w_a g_a = 2, w_b g_b = -1. r = 1, rho = 1: the sum is capped at norm 5 on the
-  shared tensor (G = (3, 9)); each head's own weights get exactly their weighted gradient."""
+  heads' own weights w_a g_a = 2, w_b g_b = -1. metabalance shrink, r = 1, rho = 1.
+  Returns combine_terms' (combined, total)."""
   from training.combine_balance import MetaBalance  # pylint: disable=import-outside-toplevel
   variables = [tf.Variable(tf.zeros([2])), tf.Variable(tf.zeros([1])), tf.Variable(tf.zeros([1]))]
   combiner = MetaBalance(("translation", "a", "b"), variables=variables, relax=1.0,
-                         strategy="shrink", target=1.0)
-  grads = {"translation": [tf.constant([3.0, 4.0]), None, None],
-           term_gradients.AUXILIARIES: [tf.constant([0.0, 7.0]), tf.constant([2.0]),
-                                        tf.constant([-1.0])]}
-  losses = {"translation": tf.constant(1.0), "a": tf.constant(2.0), "b": tf.constant(3.0)}
-  weights = {"translation": 1.0, "a": 0.5, "b": 2.0}
-  combined, total, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
-  assert [g.numpy().tolist() for g in combined] == [pytest.approx([3.0, 9.0]), [2.0], [-1.0]]
-  assert float(total) == pytest.approx(1.0 + 1.0 + 6.0)
-
-
-def test_merged_auxiliaries_with_per_term_clipping_by_hand():
-  """As above, with --clip_per_term (clip 5): translation's (3, 4) has norm 5 and stays; the
-  auxiliaries' sum over every weight it reaches, (0, 7, 2, -1), has norm sqrt(54) = 7.348 and is
-  scaled by 5 / 7.348 to (0, 4.763, 1.361, -0.680). Its moving norm on the shared tensor (0.4763)
-  is below translation's (0.5), so the cap leaves it: G = (3, 4 + 4.763); the heads' own weights
-  get the clipped sum (the step's global clip is off under per-term clipping)."""
-  from training.combine_balance import MetaBalance  # pylint: disable=import-outside-toplevel
-  variables = [tf.Variable(tf.zeros([2])), tf.Variable(tf.zeros([1])), tf.Variable(tf.zeros([1]))]
-  combiner = MetaBalance(("translation", "a", "b"), variables=variables, relax=1.0,
-                         strategy="shrink", target=1.0, term_clip_norm=5.0)
+                         strategy="shrink", target=1.0, term_clip_norm=term_clip_norm)
   assert combiner.balances_auxiliaries_together
   grads = {"translation": [tf.constant([3.0, 4.0]), None, None],
            term_gradients.AUXILIARIES: [tf.constant([0.0, 7.0]), tf.constant([2.0]),
                                         tf.constant([-1.0])]}
   losses = {"translation": tf.constant(1.0), "a": tf.constant(2.0), "b": tf.constant(3.0)}
   weights = {"translation": 1.0, "a": 0.5, "b": 2.0}
-  combined, _, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
+  combined, total, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
+  return combined, total
+
+
+def test_merged_auxiliaries_assemble_each_head_its_own_gradient_by_hand():
+  """_merged_toy: the sum is capped at norm 5 on the shared tensor (G = (3, 9)); each head's own
+  weights get exactly their weighted gradient."""
+  combined, total = _merged_toy()
+  assert [g.numpy().tolist() for g in combined] == [pytest.approx([3.0, 9.0]), [2.0], [-1.0]]
+  assert float(total) == pytest.approx(1.0 + 1.0 + 6.0)
+
+
+def test_merged_auxiliaries_with_per_term_clipping_by_hand():
+  """_merged_toy with --clip_per_term (clip 5): translation's (3, 4) has norm 5 and stays; the
+  auxiliaries' sum over every weight it reaches, (0, 7, 2, -1), has norm sqrt(54) = 7.348 and is
+  scaled by 5 / 7.348 to (0, 4.763, 1.361, -0.680). Its moving norm on the shared tensor (0.4763)
+  is below translation's (0.5), so the cap leaves it: G = (3, 4 + 4.763); the heads' own weights
+  get the clipped sum (the step's global clip is off under per-term clipping)."""
+  combined, _ = _merged_toy(term_clip_norm=5.0)
   scale = 5.0 / np.sqrt(54.0)
   assert [g.numpy().tolist() for g in combined] == [
       pytest.approx([3.0, 4.0 + 7.0 * scale], rel=1e-5), pytest.approx([2.0 * scale], rel=1e-5),
