@@ -85,7 +85,9 @@ def describe_run(config: Config) -> str:
            "  mix:      " + (", ".join(f"{s.dataset}:{s.weight:g}"
                                        + (f":{s.data_dir}" if s.data_dir else "") for s in mix)
                              or "none")]
-  for i, (name, options) in enumerate(resolved_heads(config)):
+  resolved = resolved_heads(config)
+  terms = [n for n, o in resolved if o.weight != 0 or n == "translation"]
+  for i, (name, options) in enumerate(resolved):
     values = ", ".join(f"{k}={v}" for k, v in dataclasses.asdict(options).items())
     skipped = " (weight 0: not built)" if options.weight == 0 and name != "translation" else ""
     lines.append(f"  {'heads:    ' if i == 0 else '          '}{name}({values}){skipped}")
@@ -93,8 +95,11 @@ def describe_run(config: Config) -> str:
   if train.combiner in ("metabalance", "task_moments"):
     balance = (f" ({train.balance_strategy} towards {train.balance_target:g}x "
                f"{train.main_task}, relax {train.balance_relax:g})")
+  from training import combine, combine_balance, combine_grad  # noqa: F401  pylint: disable=import-outside-toplevel
+  per_term = combine.clips_per_term(train, combine.get_combiner_class(train.combiner), terms)
   lines.append(f"  combiner: {train.combiner}{balance}, schedule {train.schedule}, clip_norm "
-               f"{train.clip_norm:g}, precision {train.precision}")
+               f"{train.clip_norm:g}{' per term' if per_term else ''}, precision "
+               f"{train.precision}")
   lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
                f"{model.num_layers} layers, dropout {model.dropout:g}")
   return "\n".join(lines)

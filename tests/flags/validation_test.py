@@ -222,9 +222,12 @@ def test_run_summary_lists_resolved_options():
   price = next(line for line in text.splitlines() if line.strip().startswith("price("))
   assert "weight=0.3," in price and "grad_scale=1.0" in price and "buckets=" in price
   assert "attention_entropy(weight=0.0" in text and "(weight 0: not built)" in text
-  assert "combiner: uncertainty" in text
+  assert "combiner: uncertainty, schedule joint, clip_norm 1, precision" in text  # global clip
   assert "subword sampling" not in text
   absl_flags.FLAGS.unparse_flags()
   absl_flags.FLAGS(["main.py", "--subword_alpha=0.2", "--subword_nbest=8"])
   text = preflight.describe_run(app_flags.config_from_flags())
   assert "vocabulary 4000, subword sampling alpha 0.2 nbest 8" in text
+  # the defaults: three heads under the capped metabalance, clipped per term
+  assert ("combiner: metabalance (shrink towards 0.3x translation, relax 1), schedule joint, "
+          "clip_norm 1 per term") in text
