@@ -11,8 +11,8 @@ flags.DEFINE_string("combiner", "metabalance", "How losses are combined: fixed, 
                     "dwa, rlw, famo (loss-based); gradnorm, pcgrad, mgda_ub, metabalance, "
                     "task_moments, gcs, bloop (per-term gradients; docs/balancing.md). The "
                     "default, metabalance with --balance_strategy=shrink --balance_relax=1 "
-                    "--balance_target=0.3, caps every auxiliary gradient on each shared tensor at "
-                    "0.3x translation's.")
+                    "--balance_target=0.3 --clip_per_term, caps the auxiliary heads' summed "
+                    "gradient on each shared tensor at 0.3x translation's.")
 flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
                   "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs with "
                   "AVX512-BF16 and recent GPUs; use float32 elsewhere.")
