@@ -22,7 +22,8 @@ flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step; batches are
 flags.DEFINE_enum("on_nonfinite", "stop", ["stop", "skip"], "On a non-finite loss: stop and "
                   "name the term, or skip the step.")
 flags.DEFINE_integer("accum_steps", 1, "Micro-batches per optimizer step (exact global "
-                     "normalisation of every loss; --combiner=fixed only).")
+                     "normalisation of every loss; every combiner except gradient combiners at "
+                     "--gradient_space=boundary).")
 flags.DEFINE_enum("distribute", "none", ["none", "mirrored", "multi_worker"], "tf.distribute: "
                   "mirrored = MirroredStrategy over local GPUs (or logical CPUs); multi_worker = "
                   "MultiWorkerMirroredStrategy configured by the TF_CONFIG variable.")
