@@ -80,9 +80,9 @@ class MetaBalance(GradientCombiner):
   w_i g_ik (r m_main,k / m_ik + 1 - r); G_k = the sum over terms. A tensor the main task does not
   reach keeps its auxiliary gradients unscaled (the paper assumes the main task reaches every
   shared tensor), and so does a negligible auxiliary gradient (`NEGLIGIBLE`, our addition).
-  With strategy `shrink` (and no per-term clipping) the auxiliaries are balanced together: the
-  cap acts on their weighted sum (`combine_auxiliaries`; docs/balancing.md), and the step needs
-  two gradients per row group instead of one per term.
+  With strategy `shrink` the auxiliaries are balanced together: the cap acts on their weighted
+  sum (`combine_auxiliaries`; docs/balancing.md; per-term clipping then clips the main term and
+  that sum), and the step needs two gradients per row group instead of one per term.
   State: m, [K, tensors of the model].
   """
   needs_main_task = True
