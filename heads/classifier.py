@@ -51,11 +51,18 @@ class MLP(keras.layers.Layer):
     return tf.cast(self.out(x), tf.float32)
 
 
-def masked_cross_entropy(logits, labels):
-  """Sum of CE over examples with label >= 0, and their count. logits [B, C], labels int [B]."""
+def masked_cross_entropy(logits, labels, smoothing: float = 0.0):
+  """Sum of CE over examples with label >= 0, and their count. logits [B, C], labels int [B].
+
+  smoothing: eps of label smoothing (Szegedy et al. 2016): the target is (1 - eps) on the label
+  plus eps spread uniformly over the C classes, i.e. CE = (1 - eps) * nll + eps * mean_c(-log p).
+  """
   valid = labels >= 0
   safe = tf.where(valid, labels, 0)
   ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
+  if smoothing:
+    uniform = -tf.reduce_mean(tf.nn.log_softmax(tf.cast(logits, tf.float32), -1), -1)
+    ce = (1.0 - smoothing) * ce + smoothing * uniform
   mask = tf.cast(valid, tf.float32)
   return tf.reduce_sum(ce * mask), tf.reduce_sum(mask)
 

@@ -17,15 +17,21 @@ from model import outputs as out
 class PriceOptions(HeadOptions, MLPOptions):
   """buckets: classes from training-set quantiles, unless `edges` (EUR, '+'-separated) is given.
   mode: classification (price range) or regression (log1p price, Huber loss, delta huber_delta).
+  label_smoothing: eps of the smoothed bucket target in classification mode (0 = plain CE).
   """
   buckets: int = 5
   edges: Tuple[float, ...] = ()
   mode: Literal["classification", "regression"] = "classification"
   huber_delta: float = 1.0
+  label_smoothing: float = 0.0
 
   def validate(self):
     if self.buckets < 2 and not self.edges:
       raise ValueError(f"buckets must be >= 2, got {self.buckets}")
+    if not 0.0 <= self.label_smoothing < 1.0:
+      raise ValueError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+    if not 0.0 <= self.dropout < 1.0:
+      raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
     if list(self.edges) != sorted(set(self.edges)):
       raise ValueError(f"edges must be strictly increasing, got {self.edges}")
 
@@ -75,7 +81,8 @@ class PriceHead(Head):
     logits = self(outputs[out.ENCODER_SUMMARY], training=training)
     price = tf.cast(batch["price"], tf.float32)
     if not self.regression:
-      return LossTerm(*masked_cross_entropy(logits, bucketize(price, self.edges)))
+      return LossTerm(*masked_cross_entropy(logits, bucketize(price, self.edges),
+                                            self.options.label_smoothing))
     valid = tf.logical_not(tf.math.is_nan(price))
     target = tf.math.log1p(tf.where(valid, price, 0.0))
     err = tf.abs(logits[:, 0] - target)

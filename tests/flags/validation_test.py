@@ -46,7 +46,8 @@ STRING_CASES = {
     "output_file": [[f"--output_file={MISSING}/out.txt"]],
     "reference_file": [[f"--reference_file={MISSING}"], [f"--reference_file={ROOT / 'main.py'}"]],
     "heads": [["--heads=pri ce"], ["--heads=nope"], ["--heads=price:wieght=2"],
-              ["--heads=price:weight=abc"], ["--heads=price;price"]],
+              ["--heads=price:weight=abc"], ["--heads=price;price"],
+              ["--heads=price:label_smoothing=1"], ["--heads=price:dropout=-0.1"]],
     "head_modules": [[f"--head_modules={MISSING}.py"], ["--head_modules=not a module"]],
     "init_from": [[f"--init_from={MISSING}"], [f"--init_from={ROOT}@x"],
                   [f"--init_from={ROOT}"]],  # the repository holds no config.json
