@@ -89,3 +89,46 @@ def test_rows_with_a_result_file_are_skipped_and_reported(tmp_path, monkeypatch,
 def test_unknown_rows_are_refused(capsys):
   assert price_head.main(["--only=nope"]) == 2
   assert capsys.readouterr().err.startswith("error: unknown rows ['nope']")
+
+
+def test_from_seed_runs_only_the_higher_seeds_and_reports_all(tmp_path, monkeypatch, capsys):
+  ran = []
+
+  def fake_run(args, row, seed):
+    ran.append((row, seed))
+    scores = {"accuracy": 0.4, "macro_f1": 0.4, "bleu": None}
+    path = price_head.result_path(args, row, seed)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    result = {"row": row, "seed": seed, "test": scores, "validation": scores, "wall_s": 1.0}
+    with open(path, "w", encoding="utf-8") as f:
+      json.dump(result, f)
+    return result
+  monkeypatch.setattr(price_head, "run_one", fake_run)
+  monkeypatch.setattr(price_head, "cached_baseline", lambda _: {
+      "C": 1.0, "validation": {"accuracy": 0.4},
+      "test": {"accuracy": 0.4, "macro_f1": 0.4, "majority_baseline": 0.2}})
+  argv = [f"--results={tmp_path}", "--only=alone", "--seeds=3"]
+  assert price_head.main(argv + ["--from_seed=2"]) == 0
+  assert ran == [("alone", 2), ("alone", 3)]
+  assert price_head.main(argv) == 0
+  assert ran == [("alone", 2), ("alone", 3), ("alone", 1)]  # seeds 2 and 3 had their files
+  summary = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+  assert summary["rows"]["alone"]["test_accuracy"]["n"] == 3
+
+
+def test_a_single_seed_reports_no_interval_as_null_not_nan(tmp_path, monkeypatch, capsys):
+  path = price_head.result_path(price_head.parse_args([f"--results={tmp_path}"]), "alone", 1)
+  os.makedirs(os.path.dirname(path), exist_ok=True)
+  scores = {"accuracy": 0.39, "macro_f1": 0.38, "bleu": None}
+  with open(path, "w", encoding="utf-8") as f:
+    json.dump({"row": "alone", "seed": 1, "test": scores, "validation": scores}, f)
+  monkeypatch.setattr(price_head, "cached_baseline", lambda _: {
+      "C": 1.0, "validation": {"accuracy": 0.4},
+      "test": {"accuracy": 0.4, "macro_f1": 0.4, "majority_baseline": 0.2}})
+  assert price_head.main([f"--results={tmp_path}", "--report"]) == 0
+  last = capsys.readouterr().out.strip().splitlines()[-1]
+
+  def refuse(constant):
+    raise AssertionError(f"{constant} in the summary line")
+  row = json.loads(last, parse_constant=refuse)["rows"]["alone"]["test_accuracy"]
+  assert row == {"mean": 0.39, "half_width": None, "n": 1}
