@@ -67,7 +67,8 @@ def parse_args(argv=None):
   parser.add_argument("--results", default=os.path.join(ROOT, "bench", "results", "price_head"),
                       help="result files (small; commit them)")
   parser.add_argument("--report", action="store_true", help="run nothing; baseline + table")
-  parser.add_argument("--data_dir", default="", help="listings TSV ('' = the embedded one)")
+  parser.add_argument("--data_dir", default="", help="listings TSV of the baseline row ('' = "
+                      "the embedded one, which every main.py row trains on)")
   parser.add_argument("--buckets", type=int, default=5, help="price buckets (training quantiles)")
   parser.add_argument("--data_cache_dir", default="", help="auxseq's prepared-data cache")
   return parser.parse_args(argv)
