@@ -7,6 +7,8 @@ the probabilities (e.g. an entropy via `tf.math.xlogy`) has finite gradients (se
 import keras
 import tensorflow as tf
 
+from model.dropout import Dropout
+
 NEG = -1e9  # the float32 mask value: finite, and exp(NEG - max) underflows to exactly 0.
 
 
@@ -57,7 +59,7 @@ class MultiHeadAttention(keras.layers.Layer):
     self.key = keras.layers.Dense(d_model, use_bias=False, name="key")
     self.value = keras.layers.Dense(d_model, use_bias=False, name="value")
     self.output_dense = keras.layers.Dense(d_model, use_bias=False, name="output")
-    self.dropout = keras.layers.Dropout(dropout)
+    self.dropout = Dropout(dropout)
 
   def build(self, query_shape, memory_shape=None, mask_shape=None):
     for layer in (self.query, self.key, self.value, self.output_dense):

@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from model.attention import masked_softmax
+from model.dropout import Dropout
 
 
 def sinusoidal_positions(offset, length, depth: int) -> tf.Tensor:
@@ -33,7 +34,7 @@ class TokenEmbedding(keras.layers.Layer):
     self.embedding = keras.layers.Embedding(
         vocab_size, d_model, name="embedding",
         embeddings_initializer=keras.initializers.RandomNormal(stddev=d_model ** -0.5))
-    self.dropout = keras.layers.Dropout(dropout)
+    self.dropout = Dropout(dropout)
 
   def build(self, input_shape):
     self.embedding.build(input_shape)
@@ -64,7 +65,7 @@ class FeedForward(keras.layers.Layer):
     self.d_model, self.ffn_dim, self.dropout_rate = d_model, ffn_dim, dropout
     self.inner = keras.layers.Dense(ffn_dim, activation="relu", name="inner")
     self.outer = keras.layers.Dense(d_model, name="outer")
-    self.dropout = keras.layers.Dropout(dropout)
+    self.dropout = Dropout(dropout)
 
   def build(self, input_shape):
     self.inner.build(input_shape)

@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from model import outputs as out
 from model.attention import masked_softmax
+from model.dropout import Dropout
 from model.seq2seq import Seq2Seq, register_architecture, target_mask
 
 _CELLS = {"lstm": keras.layers.LSTM, "gru": keras.layers.GRU}
@@ -42,7 +43,7 @@ class RNNSeq2Seq(Seq2Seq):
     self.attention_w = keras.layers.Dense(d, use_bias=False, name="decoder_attention")
     self.combine = keras.layers.Dense(d, activation="tanh", name="decoder_combine")
     self.output_projection = keras.layers.Dense(target_vocab_size, name="decoder_output")
-    self.dropout = keras.layers.Dropout(c.dropout)
+    self.dropout = Dropout(c.dropout)
     self.summary_dim = d * c.num_layers
     self.num_cross_attention_layers = 1
     self.num_attention_heads = 1

@@ -4,6 +4,7 @@ import keras
 import tensorflow as tf
 
 from model.attention import MultiHeadAttention
+from model.dropout import Dropout
 from model.layers import FeedForward
 
 
@@ -39,7 +40,7 @@ class EncoderLayer(_Configured):
     self.attention = MultiHeadAttention(d_model, num_heads, dropout, name="self_attention")
     self.ffn = FeedForward(d_model, ffn_dim, dropout, name="ffn")
     self.norm1, self.norm2 = _norm("norm1"), _norm("norm2")
-    self.dropout = keras.layers.Dropout(dropout)
+    self.dropout = Dropout(dropout)
 
   def build(self, input_shape):
     for layer in (self.norm1, self.norm2, self.ffn, self.attention):
@@ -62,7 +63,7 @@ class DecoderLayer(_Configured):
     self.cross_attention = MultiHeadAttention(d_model, num_heads, dropout, name="cross_attention")
     self.ffn = FeedForward(d_model, ffn_dim, dropout, name="ffn")
     self.norm1, self.norm2, self.norm3 = _norm("norm1"), _norm("norm2"), _norm("norm3")
-    self.dropout = keras.layers.Dropout(dropout)
+    self.dropout = Dropout(dropout)
 
   def build(self, input_shape):
     for layer in (self.norm1, self.norm2, self.norm3, self.ffn, self.self_attention,
