@@ -29,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import stats  # noqa: E402
+from bench import result_files, stats  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 C_GRID = (0.3, 1.0, 3.0, 10.0, 30.0)
@@ -137,10 +137,7 @@ def cached_baseline(args) -> dict:
     if stored.get("key") == key:
       return stored["baseline"]
   baseline = ngram_baseline(listings(args.data_dir, args.buckets, args.data_cache_dir))
-  os.makedirs(args.results, exist_ok=True)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump({"key": key, "baseline": baseline}, f, indent=1)
-  os.replace(path + ".tmp", path)
+  result_files.write_json(path, {"key": key, "baseline": baseline})
   return baseline
 
 
@@ -187,22 +184,12 @@ def run_one(args, row: str, seed: int) -> dict:
             "validation": best_validation(records), "wall_s": round(time.time() - start, 1),
             "command": " ".join(["main.py"] + command[2:])}
   path = result_path(args, row, seed)
-  os.makedirs(os.path.dirname(path), exist_ok=True)
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=1)
-  os.replace(path + ".tmp", path)  # the result file marks the run done: written last
+  result_files.write_json(path, result)  # marks the run done: written last
   return result
 
 
 def load_results(args) -> Dict[str, List[dict]]:
-  results = {}
-  for row in ROWS:
-    for seed in range(1, args.seeds + 1):
-      path = result_path(args, row, seed)
-      if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-          results.setdefault(row, []).append(json.load(f))
-  return results
+  return result_files.load_results(ROWS, args.seeds, lambda row, seed: result_path(args, row, seed))
 
 
 def report(args, baseline: dict, results: Dict[str, List[dict]]) -> dict:
@@ -230,20 +217,15 @@ def report(args, baseline: dict, results: Dict[str, List[dict]]) -> dict:
 
 def main(argv=None):
   args = parse_args(argv)
-  wanted = [r for r in args.only.split(";") if r] or list(ROWS)
-  unknown = sorted(set(wanted) - set(ROWS))
-  if unknown:
-    print(f"error: unknown rows {unknown}; known: {'; '.join(ROWS)}", file=sys.stderr)
-    return 2
-  if not args.report:
-    for seed in range(args.from_seed, args.seeds + 1):  # seed-major: seed 1 before seed 2
-      for row in wanted:
-        if os.path.isfile(result_path(args, row, seed)):
-          continue
-        result = run_one(args, row, seed)
-        print(f"{row} seed {seed}: test {json.dumps(result['test'])}, best validation "
-              f"{json.dumps(result['validation'])} ({result['wall_s']:.0f} s)",
-              file=sys.stderr, flush=True)
+  # --report: only aggregate what is there
+  seeds = [] if args.report else range(args.from_seed, args.seeds + 1)
+  code = result_files.run_rows(args.only, ROWS, seeds,
+                               lambda row, seed: result_path(args, row, seed),
+                               lambda row, seed: run_one(args, row, seed),
+                               lambda r: f"test {json.dumps(r['test'])}, best validation "
+                                         f"{json.dumps(r['validation'])} ({r['wall_s']:.0f} s)")
+  if code:
+    return code
   report(args, cached_baseline(args), load_results(args))
   return 0
 

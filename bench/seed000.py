@@ -26,7 +26,7 @@ from typing import Dict, List
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from bench import stats  # noqa: E402
+from bench import result_files, stats  # noqa: E402
 from configs.errors import UserError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -116,9 +116,7 @@ def run_one(args, row: str, seed: int) -> dict:
   with open(os.path.join(workdir, "test.hyp"), "rb") as src, \
        gzip.open(path[:-len(".json")] + ".test.hyp.gz", "wb") as dst:
     dst.write(src.read())
-  with open(path + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(result, f, indent=1)
-  os.replace(path + ".tmp", path)  # the result file marks the run done: written last
+  result_files.write_json(path, result)  # marks the run done: written last
   return result
 
 
@@ -129,14 +127,7 @@ def _scores(metrics: dict) -> dict:
 
 
 def load_results(args) -> Dict[str, List[dict]]:
-  results = {}
-  for row in ROWS:
-    for seed in range(1, args.seeds + 1):
-      path = result_path(args, row, seed)
-      if os.path.isfile(path):
-        with open(path, encoding="utf-8") as f:
-          results.setdefault(row, []).append(json.load(f))
-  return results
+  return result_files.load_results(ROWS, args.seeds, lambda row, seed: result_path(args, row, seed))
 
 
 def tuned_static(results: Dict[str, List[dict]]) -> str:
@@ -243,19 +234,13 @@ def plot(args, table) -> None:
 
 def main(argv=None):
   args = parse_args(argv)
-  wanted = [r for r in args.only.split(";") if r] or list(ROWS)
-  unknown = sorted(set(wanted) - set(ROWS))
-  if unknown:
-    print(f"error: unknown rows {unknown}; known: {'; '.join(ROWS)}", file=sys.stderr)
-    return 2
-  if not args.report:
-    for seed in range(1, args.seeds + 1):  # seed-major: every row gets seed 1 before seed 2
-      for row in wanted:
-        if os.path.isfile(result_path(args, row, seed)):
-          continue
-        result = run_one(args, row, seed)
-        print(f"{row} seed {seed}: {json.dumps(result['test'])} ({result['wall_s']:.0f} s)",
-              file=sys.stderr, flush=True)
+  seeds = [] if args.report else range(1, args.seeds + 1)  # --report: only aggregate what is there
+  code = result_files.run_rows(args.only, ROWS, seeds,
+                               lambda row, seed: result_path(args, row, seed),
+                               lambda row, seed: run_one(args, row, seed),
+                               lambda r: f"{json.dumps(r['test'])} ({r['wall_s']:.0f} s)")
+  if code:
+    return code
   report(args)
   return 0
 
