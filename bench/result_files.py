@@ -28,7 +28,6 @@ def load_results(rows: Iterable[str], seeds: int,
   return results
 
 
-
 def run_rows(only: str, rows: Iterable[str], seeds: Iterable[int],
              path_of: Callable[[str, int], str], run_one: Callable[[str, int], dict],
              describe: Callable[[dict], str]) -> int:
