@@ -25,6 +25,7 @@ _SECTIONS = {
              "subword_nbest"),
     "train": ("train_steps", "learning_rate", "warmup_steps", "clip_norm", "seed", "deterministic",
               "combiner", "precision", "jit_compile", "on_nonfinite", "checkpoint_every",
+              "keep_checkpoints",
               "eval_every", "select_metric", "log_every", "max_minutes", "early_stop_patience",
               "lr_control", "lr_decay", "accum_steps", "distribute",
               "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay", "init_from",

@@ -11,6 +11,8 @@ flags.DEFINE_string("preset", "", "Named configuration (see --list_presets); fla
                     "explicitly override it.")
 flags.DEFINE_bool("overwrite", False, "Start afresh in a workdir that holds an incompatible run.")
 flags.DEFINE_integer("checkpoint_every", 100, "Save a checkpoint every N steps.")
+flags.DEFINE_integer("keep_checkpoints", 5, "Regular checkpoints kept (the newest N); "
+                     "--average_last can average at most this many.")
 flags.DEFINE_integer("eval_every", 0, "Score the validation split every N steps (0 = never); "
                      "the best checkpoint by --select_metric is kept in WORKDIR/best.")
 flags.DEFINE_string("select_metric", "bleu", "Validation metric that picks the best checkpoint, "

@@ -45,9 +45,9 @@ class Range:
 # Numeric flags: accepted ranges (the flag's meaning of 0, where 0 is allowed, is in its help).
 RANGES: Dict[str, Range] = {
     # run control
-    "checkpoint_every": Range(1, MAX_INT), "eval_every": Range(0, MAX_INT),
-    "early_stop_patience": Range(0, MAX_INT), "lr_decay": Range(0, 1, True, True),
-    "log_every": Range(1, MAX_INT), "max_minutes": Range(0, 1e7),
+    "checkpoint_every": Range(1, MAX_INT), "keep_checkpoints": Range(1, 10_000),
+    "eval_every": Range(0, MAX_INT), "early_stop_patience": Range(0, MAX_INT),
+    "lr_decay": Range(0, 1, True, True), "log_every": Range(1, MAX_INT), "max_minutes": Range(0, 1e7),
     # data
     "vocab_size": Range(8, 1_000_000), "batch_tokens": Range(1, MAX_INT),
     "max_length": Range(1, 1_000_000), "tokenizer_sample": Range(1, MAX_INT),
@@ -183,7 +183,8 @@ def check_eval(config: Config) -> None:
     raise UserError(f"--output_file={ev.output_file}: directory {parent!r} does not exist")
   if ev.average_last > config.train.keep_checkpoints:
     raise UserError(f"--average_last={ev.average_last}: only the last "
-                    f"{config.train.keep_checkpoints} checkpoints are kept; give at most that")
+                    f"{config.train.keep_checkpoints} checkpoints are kept (--keep_checkpoints); "
+                    "give at most that or keep more")
 
 
 def check_init_from(text: str, workdir: str) -> None:

@@ -61,6 +61,7 @@ COMBINATION_CASES = [
     ["--lr_control=plateau"],
     ["--batch_tokens=40", "--max_length=64"],
     ["--average_last=6"],                             # 5 checkpoints are kept
+    ["--average_last=8", "--keep_checkpoints=7"],
     ["--schedule=alternating", "--heads="],
     ["--distribute=multi_worker"],                    # TF_CONFIG unset in the test
     ["--model=rnn", "--heads=attention_entropy:layers=0+1"],  # the RNN has one attention map
@@ -146,7 +147,8 @@ def test_bad_value_is_refused_in_one_line(name, args, tmp_path):
 
 def test_good_values_pass():
   absl_flags.FLAGS(["main.py", "--d_model=64", "--num_heads=4", "--dropout=0", "--beam_size=1",
-                    "--train_steps=0", "--eval_every=10", "--early_stop_patience=2"])
+                    "--train_steps=0", "--eval_every=10", "--early_stop_patience=2",
+                    "--average_last=7", "--keep_checkpoints=7"])
   preflight.check_registered(app_flags.config_from_flags())
 
 
