@@ -83,7 +83,8 @@ def build_reference_model(vocab_size: int, d_model: int, num_layers: int, num_he
   return model
 
 
-def random_batch(lengths: Lengths, batch_size: int, vocab_size: int, rng) -> Tuple[Dict, np.ndarray]:
+def random_batch(lengths: Lengths, batch_size: int, vocab_size: int,
+                 rng) -> Tuple[Dict, np.ndarray]:
   """One batch of `batch_size` pairs with sampled real lengths, padded to its longest sentence.
 
   Returns:

@@ -30,11 +30,12 @@ from bench import result_files, stats  # noqa: E402
 from configs.errors import UserError  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+MULTI30K_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
 MODEL = ["--d_model=128", "--ffn_dim=512", "--num_layers=2", "--num_heads=4"]
 SETUPS = {
     "default": MODEL + ["--dataset=gettext", "--mix=tsv:0.3"],
     "multi30k": MODEL + ["--dataset=parallel_text", "--vocab_size=8000", "--mix=tsv:0.05",
-                         f"--data_dir={os.path.join(os.path.dirname(ROOT), 'shared', 'data', 'multi30k')}"],
+                         f"--data_dir={MULTI30K_DIR}"],
 }
 STATIC_WEIGHTS = ("0.03", "0.1", "0.3", "1")
 FIXED = ["--combiner=fixed"]  # rows written before the default combiner changed say it

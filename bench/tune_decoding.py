@@ -6,8 +6,9 @@
 Everything after `--` is main.py's flags for the trained run (its preset, data, workdir and
 e.g. --average_last); the weights are restored once (best checkpoint, or the average of the last
 N), every (beam, length penalty) pair decodes --tune_split, and the pair with the highest BLEU
-(ties: the smaller beam, then the penalty nearer the default 0.6) decodes --test_split. Test is never used
-to choose. Prints one JSON line per setting and a final JSON summary; --out writes the summary.
+(ties: the smaller beam, then the penalty nearer the default 0.6) decodes --test_split. Test is
+never used to choose. Prints one JSON line per setting and a final JSON summary; --out writes
+the summary.
 """
 import argparse
 import dataclasses

@@ -33,8 +33,8 @@ _SECTIONS = {
               "clip_per_term", "gradient_space"),
     "eval": ("beam_size", "length_penalty", "max_decode_length", "split", "input_file",
              "output_file", "reference_file", "output_format", "eval_batch_size",
-             "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens", "export_format",
-             "quantization", "engine", "ctranslate2_dir"),
+             "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens",
+             "export_format", "quantization", "engine", "ctranslate2_dir"),
 }
 
 

@@ -4,8 +4,8 @@ from absl import flags
 flags.DEFINE_string("dataset", "gettext", "Main (translation) dataset: gettext (English->X from "
                     "this machine's catalogs), parallel_text, tsv, tfds (a prepared TensorFlow "
                     "Datasets translation dataset). See --list_datasets.")
-flags.DEFINE_string("data_dir", "", "Directory of the dataset (parallel_text: train/val/test*.<lang> "
-                    "files) or file (tsv).")
+flags.DEFINE_string("data_dir", "", "Directory of the dataset (parallel_text: "
+                    "train/val/test*.<lang> files) or file (tsv).")
 flags.DEFINE_string("source_lang", "en", "Source language code.")
 flags.DEFINE_string("target_lang", "de", "Target language code.")
 flags.DEFINE_string("mix", "tsv:0.15", "Extra sources mixed into the training stream: "
@@ -14,7 +14,8 @@ flags.DEFINE_string("mix", "tsv:0.15", "Extra sources mixed into the training st
 flags.DEFINE_integer("vocab_size", 4000, "SentencePiece vocabulary size.")
 flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
 flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
-flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in subwords.")
+flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in "
+                     "subwords.")
 flags.DEFINE_integer("tokenizer_sample", 500_000, "Sentences each SentencePiece model trains on: "
                      "a reservoir sample of the training split seeded by --seed (joint "
                      "vocabulary: half from each side); memory grows with it, ~17.5 bytes a "

@@ -22,7 +22,8 @@ def _cell(text: str) -> str:
 def table() -> str:
   parts = []
   for module, title in TOPICS:
-    parts.append(f"**{title}** (`flags/{module}.py`)\n\n| flag | default | meaning |\n|---|---|---|")
+    parts.append(f"**{title}** (`flags/{module}.py`)\n\n"
+                 "| flag | default | meaning |\n|---|---|---|")
     for flag in flags.FLAGS.get_flags_for_module(f"flags.{module}"):
       default = _cell(flag.default_as_str or "''")
       parts.append(f"| `--{flag.name}` | {default} | {_cell(flag.help)} |")

@@ -47,7 +47,8 @@ RANGES: Dict[str, Range] = {
     # run control
     "checkpoint_every": Range(1, MAX_INT), "keep_checkpoints": Range(1, 10_000),
     "eval_every": Range(0, MAX_INT), "early_stop_patience": Range(0, MAX_INT),
-    "lr_decay": Range(0, 1, True, True), "log_every": Range(1, MAX_INT), "max_minutes": Range(0, 1e7),
+    "lr_decay": Range(0, 1, True, True), "log_every": Range(1, MAX_INT),
+    "max_minutes": Range(0, 1e7),
     # data
     "vocab_size": Range(8, 1_000_000), "batch_tokens": Range(1, MAX_INT),
     "max_length": Range(1, 1_000_000), "tokenizer_sample": Range(1, MAX_INT),

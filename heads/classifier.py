@@ -6,6 +6,8 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from heads.losses import smoothed_cross_entropy
+
 
 @dataclasses.dataclass(frozen=True)
 class MLPOptions:
@@ -54,15 +56,11 @@ class MLP(keras.layers.Layer):
 def masked_cross_entropy(logits, labels, smoothing: float = 0.0):
   """Sum of CE over examples with label >= 0, and their count. logits [B, C], labels int [B].
 
-  smoothing: eps of label smoothing (Szegedy et al. 2016): the target is (1 - eps) on the label
-  plus eps spread uniformly over the C classes, i.e. CE = (1 - eps) * nll + eps * mean_c(-log p).
+  smoothing: eps of label smoothing (heads/losses.py): the target is (1 - eps) on the label plus
+  eps spread uniformly over the C classes.
   """
   valid = labels >= 0
-  safe = tf.where(valid, labels, 0)
-  ce = tf.nn.sparse_softmax_cross_entropy_with_logits(labels=safe, logits=logits)
-  if smoothing:
-    uniform = -tf.reduce_mean(tf.nn.log_softmax(tf.cast(logits, tf.float32), -1), -1)
-    ce = (1.0 - smoothing) * ce + smoothing * uniform
+  ce = smoothed_cross_entropy(logits, tf.where(valid, labels, 0), smoothing)
   mask = tf.cast(valid, tf.float32)
   return tf.reduce_sum(ce * mask), tf.reduce_sum(mask)
 

@@ -1,11 +1,12 @@
-"""The translation loss: its written-out gradient against autodiff of the textbook formula."""
+"""The label-smoothed loss (translation and classifier heads): its written-out gradient against
+autodiff of the textbook formula, for token labels [B, T] and example labels [B]."""
 import math
 
 import numpy as np
 import pytest
 import tensorflow as tf
 
-from heads.translation import smoothed_cross_entropy
+from heads.losses import smoothed_cross_entropy
 
 
 def test_two_classes_by_hand():
@@ -18,12 +19,13 @@ def test_two_classes_by_hand():
   np.testing.assert_allclose(tape.gradient(loss, z).numpy(), [[[0.45, -0.45]]], rtol=1e-6)
 
 
+@pytest.mark.parametrize("shape", [(3, 5), (4,)])
 @pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
-def test_value_and_gradient_match_autodiff_of_the_formula(smoothing):
+def test_value_and_gradient_match_autodiff_of_the_formula(smoothing, shape):
   rng = np.random.default_rng(0)
-  z = tf.constant(rng.normal(scale=3.0, size=(3, 5, 11)), tf.float32)
-  labels = tf.constant(rng.integers(0, 11, size=(3, 5)), tf.int32)
-  upstream = tf.constant(rng.normal(size=(3, 5)), tf.float32)  # e.g. a padding mask / weights
+  z = tf.constant(rng.normal(scale=3.0, size=shape + (11,)), tf.float32)
+  labels = tf.constant(rng.integers(0, 11, size=shape), tf.int32)
+  upstream = tf.constant(rng.normal(size=shape), tf.float32)  # e.g. a padding mask / weights
 
   def reference(logits):  # -sum_v q_v log softmax(z)_v
     q = (1.0 - smoothing) * tf.one_hot(labels, 11) + smoothing / 11.0
