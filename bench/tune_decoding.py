@@ -1,12 +1,15 @@
-"""Beam size and length penalty chosen on validation; test scored once, with the choice.
+"""Beam size, length penalty and checkpoint averaging chosen on validation; test scored once.
 
   python bench/tune_decoding.py --beams=1,4,6 --length_penalties=0.2,0.6,1.0,1.4 \
-      -- --preset=multi30k_transformer --data_dir=../shared/data/multi30k --workdir=/tmp/runs/m30k
+      --averages=0,5 -- --preset=multi30k_transformer --data_dir=../shared/data/multi30k \
+      --workdir=/tmp/runs/m30k
 
-Everything after `--` is main.py's flags for the trained run (its preset, data, workdir and
-e.g. --average_last); the weights are restored once (best checkpoint, or the average of the last
-N), every (beam, length penalty) pair decodes --tune_split, and the pair with the highest BLEU
-(ties: the smaller beam, then the penalty nearer the default 0.6) decodes --test_split. Test is
+Everything after `--` is main.py's flags for the trained run (its preset, data, workdir, e.g.
+--keep_checkpoints). For each --averages value N the weights are restored once (N = 0: the best
+checkpoint, else the last; N > 0: the average of the last N regular checkpoints; without
+--averages, the run's own --average_last), every (beam, length penalty) pair decodes
+--tune_split, and the combination with the highest BLEU (ties: the smaller beam, the penalty
+nearer the default 0.6, then fewer checkpoints) decodes --test_split. Test is
 never used to choose. Prints one JSON line per setting and a final JSON summary; --out writes
 the summary.
 """
@@ -16,7 +19,7 @@ import json
 import os
 import sys
 import time
-from typing import Dict, List, Sequence, Tuple
+from typing import Callable, Dict, List, Sequence, Tuple
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
@@ -41,12 +44,28 @@ def parse_grid(beams: str, length_penalties: str) -> List[Setting]:
   return [(b, a) for b in beam_values for a in penalty_values]
 
 
-def best_setting(rows: Sequence[Dict]) -> Setting:
-  """The (beam, length penalty) of the row with the highest `bleu`; ties go to the smaller
-  beam (faster decoding), then to the penalty nearer EvalConfig's default (0.6)."""
+def parse_averages(text: str) -> List[int]:
+  """'0,5,10' -> [0, 5, 10]: checkpoints averaged (0 = the best, else the last, checkpoint)."""
+  try:
+    values = [int(n) for n in text.split(",") if n.strip()]
+  except ValueError as e:
+    raise UserError(f"--averages takes integers >= 0, comma-separated: {e}") from None
+  if not values or min(values) < 0:
+    raise UserError(f"--averages={text}: needs integers >= 0, comma-separated")
+  return values
+
+
+def best_row(rows: Sequence[Dict]) -> Dict:
+  """The row with the highest `bleu`; ties go to the smaller beam (faster decoding), then to the
+  penalty nearer EvalConfig's default (0.6), then to fewer averaged checkpoints."""
   default = EvalConfig().length_penalty
-  best = max(rows, key=lambda r: (r["bleu"], -r["beam_size"],
-                                  -abs(r["length_penalty"] - default)))
+  return max(rows, key=lambda r: (r["bleu"], -r["beam_size"],
+                                  -abs(r["length_penalty"] - default), -r.get("average_last", 0)))
+
+
+def best_setting(rows: Sequence[Dict]) -> Setting:
+  """The (beam, length penalty) of best_row(rows)."""
+  best = best_row(rows)
   return best["beam_size"], best["length_penalty"]
 
 
@@ -61,18 +80,25 @@ def score(components, eval_config, split: str, setting: Setting) -> Dict:
               length_penalty=penalty)
 
 
-def tune(components, eval_config, grid: Sequence[Setting], tune_split: str,
-         test_split: str) -> Dict:
+def tune(components_for: Callable[[int], object], eval_config, grid: Sequence[Setting],
+         averages: Sequence[int], tune_split: str, test_split: str) -> Dict:
+  """components_for(N): the run's components restored with --average_last=N."""
   rows = []
-  for setting in grid:
-    rows.append(score(components, eval_config, tune_split, setting))
-    print(json.dumps(rows[-1]), flush=True)
-  chosen = best_setting(rows)
+  for n in averages:
+    components = components_for(n)
+    for setting in grid:
+      rows.append(dict(score(components, eval_config, tune_split, setting), average_last=n))
+      print(json.dumps(rows[-1]), flush=True)
+  best = best_row(rows)
+  chosen, chosen_average = (best["beam_size"], best["length_penalty"]), best["average_last"]
   default = (eval_config.beam_size, eval_config.length_penalty)
   summary = {"tuned_on": tune_split, "rows": rows, "chosen": list(chosen),
-             "config_default": list(default)}
+             "chosen_average_last": chosen_average, "config_default": list(default),
+             "config_average_last": eval_config.average_last}
   if test_split:
-    summary["test"] = score(components, eval_config, test_split, chosen)
+    components = components_for(chosen_average) if chosen_average != averages[-1] else components
+    summary["test"] = dict(score(components, eval_config, test_split, chosen),
+                           average_last=chosen_average)
     if chosen != default:
       summary["test_with_config_default"] = score(components, eval_config, test_split, default)
   return summary
@@ -86,6 +112,9 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument("--beams", default="1,4,6")
   parser.add_argument("--length_penalties", default="0.2,0.6,1.0,1.4")
   parser.add_argument("--tune_split", default="validation")
+  parser.add_argument("--averages", default="",
+                      help="comma list of checkpoints to average (0 = best/last checkpoint); "
+                           "default: the run's --average_last")
   parser.add_argument("--test_split", default="test", help="'' to skip the test decode")
   parser.add_argument("--out", default="", help="write the summary JSON here")
   args = parser.parse_args(own)
@@ -94,9 +123,20 @@ def main(argv: Sequence[str]) -> int:
   try:
     grid = parse_grid(args.beams, args.length_penalties)
     config = app_flags.config_from_argv(["main.py", *main_flags])
+    averages = (parse_averages(args.averages) if args.averages
+                else [config.eval.average_last])
+    keep = config.train.keep_checkpoints
+    if max(averages) > keep:
+      raise UserError(f"--averages={args.averages}: the run keeps {keep} checkpoints "
+                      "(--keep_checkpoints after --)")
+
+    def components_for(n: int):
+      eval_n = dataclasses.replace(config.eval, average_last=n)
+      return components_for_inference(dataclasses.replace(config, eval=eval_n))
+
     start = time.time()
-    components = components_for_inference(config)
-    summary = tune(components, config.eval, grid, args.tune_split, args.test_split)
+    summary = tune(components_for, config.eval, grid, averages, args.tune_split,
+                   args.test_split)
   except UserError as e:
     sys.stderr.write(f"error: {e}\n")
     return 2
