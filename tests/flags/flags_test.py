@@ -106,3 +106,14 @@ def test_long_preset_can_continue_a_52_minute_run(parse, tmp_path):
   rnn = parse("--preset=multi30k_rnn", f"--workdir={workdir}", data)
   with pytest.raises(UserError, match="different model"):
     prepare_workdir(rnn)
+
+
+def test_multi30k_small_is_the_measured_command(parse, tmp_path):
+  """The preset equals the flags of the run measured in docs/results.md (issue 22)."""
+  data = f"--data_dir={tmp_path}"
+  preset = parse("--preset=multi30k_small", data)
+  flags = parse("--preset=multi30k_transformer", data, "--d_model=128", "--num_layers=4",
+                "--ffn_dim=256", "--num_heads=4", "--dropout=0.3", "--learning_rate=5e-3",
+                "--warmup_steps=2000", "--batch_tokens=4096", "--checkpoint_every=200",
+                "--average_last=5", "--max_minutes=60", "--beam_size=5", "--length_penalty=1.0")
+  assert preset == flags
