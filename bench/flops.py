@@ -14,11 +14,12 @@ and training is 3x forward (backward = 2x forward): the `6 x params x tokens` ru
 matmul parameters (embedding look-ups are free, the output projection is not) plus the
 attention terms. LayerNorm, softmax, dropout and the loss are not counted (< 2% here).
 """
-import time
 from typing import Dict, Iterable, Tuple
 
 import numpy as np
 import tensorflow as tf
+
+from training.host_speed import matmul_rate
 
 
 def forward_flops(source_lengths, target_lengths, d_model: int, num_layers: int, ffn_dim: int,
@@ -45,30 +46,6 @@ def lengths_of_batch(source: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray
   return (np.count_nonzero(source, axis=1), np.count_nonzero(target, axis=1))
 
 
-def _matmul_rate(m: int, k: int, n: int, dtype, seconds: float) -> float:
-  """GFLOP/s of [m, k] @ [k, n] in `dtype`, repeated inside one tf.function for ~`seconds`."""
-  a = tf.random.uniform([m, k], dtype=tf.float32)
-  b = tf.random.uniform([k, n], dtype=tf.float32)
-  a, b = tf.cast(a, dtype), tf.cast(b, dtype)
-
-  @tf.function
-  def repeat(a, b, times):
-    acc = tf.zeros([m, n], dtype)
-    for _ in tf.range(times):
-      acc += tf.matmul(a, b)
-    return acc
-
-  repeat(a, b, tf.constant(2)).numpy()  # trace + warm
-  times = 2
-  while True:
-    start = time.perf_counter()
-    repeat(a, b, tf.constant(times)).numpy()
-    elapsed = time.perf_counter() - start
-    if elapsed >= seconds or times >= 1 << 16:
-      return 2.0 * m * k * n * times / elapsed / 1e9
-    times = max(times * 2, int(times * seconds / max(elapsed, 1e-6)))
-
-
 def model_shapes(tokens: int, d_model: int, ffn_dim: int,
                  vocab_size: int) -> Iterable[Tuple[int, int, int]]:
   """The model's big matmuls for a batch of `tokens` rows: projections, FFN in/out, output."""
@@ -85,10 +62,10 @@ def matmul_ceiling(square: int = 1024, seconds: float = 1.0, shapes=()) -> Dict[
   """
   result = {}
   for name, dtype in (("fp32", tf.float32), ("bf16", tf.bfloat16)):
-    result[f"matmul_gflops_{name}"] = _matmul_rate(square, square, square, dtype, seconds)
+    result[f"matmul_gflops_{name}"] = matmul_rate(square, square, square, dtype, seconds)
     if shapes:
       flops = [2.0 * m * k * n for m, k, n in shapes]
-      rates = [_matmul_rate(m, k, n, dtype, seconds / len(flops)) for m, k, n in shapes]
+      rates = [matmul_rate(m, k, n, dtype, seconds / len(flops)) for m, k, n in shapes]
       total_time = sum(fl / r for fl, r in zip(flops, rates))
       result[f"matmul_gflops_model_{name}"] = sum(flops) / total_time
   return result

@@ -10,7 +10,7 @@ from configs.config import Config
 from configs.errors import UserError
 from evaluation import inspect
 from evaluation.evaluate import evaluate_split
-from training import averaging, distribute, preflight, warm_start, workdir as wd
+from training import averaging, distribute, host_speed, preflight, warm_start, workdir as wd
 from training.baselines import check_schedule, make_schedule
 from training.components import (PIPELINE_KEY, build_components, checkpoint_dir,
                                  make_checkpoint, pipeline_fingerprint)
@@ -82,9 +82,12 @@ def train(config: Config) -> dict:
     final_ckpt.read(best_path).expect_partial()
   if not averaged:
     averaging.use_evaluation_weights(c)  # EMA shadows, when on (training is over: no swap back)
+  wall_seconds = round(time.time() - wall_start, 1)
+  # A time-budgeted run's score depends on the host: record its matmul rate beside the score.
+  host = host_speed.host_matmul_gflops() if train_cfg.max_minutes else {}
   metrics = _evaluate(c, c.config.eval.split, int(c.step.numpy()), kind="final",
                       checkpoint=best_path or manager.latest_checkpoint,
-                      wall_seconds=round(time.time() - wall_start, 1), **averaged)
+                      wall_seconds=wall_seconds, **averaged, **host)
   return metrics
 
 
