@@ -119,16 +119,15 @@ def main(argv: Sequence[str]) -> int:
   parser.add_argument("--out", default="", help="write the summary JSON here")
   args = parser.parse_args(own)
   import flags as app_flags
+  from flags import validation
   from training.modes import components_for_inference
   try:
     grid = parse_grid(args.beams, args.length_penalties)
     config = app_flags.config_from_argv(["main.py", *main_flags])
     averages = (parse_averages(args.averages) if args.averages
                 else [config.eval.average_last])
-    keep = config.train.keep_checkpoints
-    if max(averages) > keep:
-      raise UserError(f"--averages={args.averages}: the run keeps {keep} checkpoints "
-                      "(--keep_checkpoints after --)")
+    validation.check_averaged(f"--averages={args.averages}", max(averages),
+                              config.train.keep_checkpoints)
 
     def components_for(n: int):
       eval_n = dataclasses.replace(config.eval, average_last=n)

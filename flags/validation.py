@@ -182,9 +182,14 @@ def check_eval(config: Config) -> None:
   parent = os.path.dirname(os.path.abspath(ev.output_file)) if ev.output_file else ""
   if parent and not os.path.isdir(parent):
     raise UserError(f"--output_file={ev.output_file}: directory {parent!r} does not exist")
-  if ev.average_last > config.train.keep_checkpoints:
-    raise UserError(f"--average_last={ev.average_last}: only the last "
-                    f"{config.train.keep_checkpoints} checkpoints are kept (--keep_checkpoints); "
+  check_averaged(f"--average_last={ev.average_last}", ev.average_last,
+                 config.train.keep_checkpoints)
+
+
+def check_averaged(given: str, most: int, keep: int) -> None:
+  """Averaging `most` checkpoints needs that many kept: `given` names the flag and its value."""
+  if most > keep:
+    raise UserError(f"{given}: only the last {keep} checkpoints are kept (--keep_checkpoints); "
                     "give at most that or keep more")
 
 
