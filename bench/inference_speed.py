@@ -8,8 +8,9 @@ Everything after `--` is main.py's flags for the trained run (preset, data, work
 CTranslate2 quantization (into WORKDIR/bench_ctranslate2_<q>, not timed), then each engine
 translates the same raw lines (--source_file, default DATA_DIR/test2016.<source_lang>) in its
 own fresh process, so that each process's peak RSS is that engine's: TensorFlow (today's
-`--mode=evaluate --input_file` path, in the run's --precision) and CTranslate2 (sentencepiece +
-ctranslate2 only; TensorFlow is never imported). Both sort the sentences by length and decode
+`--mode=evaluate --input_file` path, in the run's --precision; `tensorflow_float32`: the same in
+float32, the arithmetic CTranslate2 float32 uses) and CTranslate2 (sentencepiece + ctranslate2
+only; TensorFlow is never imported). Both sort the sentences by length and decode
 --eval_batch_size sentences per batch; a warm-up batch (not timed) comes first. Reported per
 engine and setting: sentences/s over the timed translation, BLEU/chrF against --reference_file,
 and the process's peak RSS (ru_maxrss: includes the model, the libraries and, for TensorFlow,
@@ -29,7 +30,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 
-ENGINES = ("tensorflow", "ctranslate2_float32", "ctranslate2_int8")
+ENGINES = ("tensorflow", "tensorflow_float32", "ctranslate2_float32", "ctranslate2_int8")
 WARMUP_LINES = 16
 
 
@@ -119,10 +120,11 @@ def run_child(args) -> None:
   print(json.dumps({"rows": rows, "peak_rss_mb": round(_peak_rss_mb(), 1)}))
 
 
-def _spawn(args, *extra) -> dict:
+def _spawn(args, *extra, main_flags=()) -> dict:
   cmd = [sys.executable, os.path.abspath(__file__), f"--threads={args.threads}",
          f"--source_file={args.source_file}", f"--batch_size={args.batch_size}",
-         f"--max_decode_length={args.max_decode_length}", *extra, "--", *args.main_flags]
+         f"--max_decode_length={args.max_decode_length}", *extra, "--", *args.main_flags,
+         *main_flags]
   env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", OMP_NUM_THREADS=str(args.threads))
   done = subprocess.run(cmd, capture_output=True, text=True, env=env, cwd=ROOT)
   if done.returncode != 0:
@@ -166,6 +168,10 @@ def orchestrate(args) -> None:
   args.max_decode_length = args.max_decode_length or config.eval.max_decode_length
   settings = ([(int(b), float(a)) for b, a in (s.split(":") for s in args.settings.split(","))]
               if args.settings else [(config.eval.beam_size, config.eval.length_penalty)])
+  unknown = sorted(set(args.engines.split(",")) - set(ENGINES))
+  if unknown:
+    raise SystemExit(f"error: --engines: unknown {', '.join(unknown)}; accepted: "
+                     f"{', '.join(ENGINES)}")
   references = _read(args.reference_file)
   exports = _spawn(args, "--child=export")["exports"]
   summary = {"command": " ".join([sys.executable] + sys.argv), "threads": args.threads,
@@ -173,11 +179,13 @@ def orchestrate(args) -> None:
              "load_average_before": [round(x, 2) for x in os.getloadavg()],
              "cpus": os.cpu_count()}
   for engine in args.engines.split(","):
-    extra = [f"--child={'tensorflow' if engine == 'tensorflow' else 'ctranslate2'}"]
-    if engine != "tensorflow":
+    tensorflow = engine.startswith("tensorflow")
+    extra = [f"--child={'tensorflow' if tensorflow else 'ctranslate2'}"]
+    if not tensorflow:
       extra.append(f"--child_dir={exports[engine.split('_', 1)[1]]}")
     extra += [f"--child_settings={json.dumps(list(s))}" for s in settings]
-    out = _spawn(args, *extra)
+    out = _spawn(args, *extra,
+                 main_flags=["--precision=float32"] if engine == "tensorflow_float32" else [])
     for row in out["rows"]:
       hyps = row.pop("hypotheses")
       row.update({k: v for k, v in score_corpus(hyps, references).items()
@@ -194,18 +202,22 @@ def orchestrate(args) -> None:
 
 
 def _compare(summary) -> None:
-  """Each CTranslate2 row gets its speed-up over TensorFlow, its BLEU difference and how many
-  lines it translates exactly as TensorFlow at the same setting; the hypotheses are dropped."""
-  reference = {(r["beam_size"], r["length_penalty"]): r
-               for r in summary["engines"].get("tensorflow", [])}
-  for engine, rows in summary["engines"].items():
-    for row in rows:
-      tf_row = reference.get((row["beam_size"], row["length_penalty"]))
-      if engine != "tensorflow" and tf_row is not None:
-        row["speedup_vs_tensorflow"] = round(
-            row["sentences_per_second"] / tf_row["sentences_per_second"], 2)
-        row["bleu_minus_tensorflow"] = round(row["bleu"] - tf_row["bleu"], 2)
-        row["same_lines_as_tensorflow"] = sum(
+  """Each non-reference row gets its speed-up over TensorFlow (the run's precision), and its
+  BLEU difference and count of lines translated exactly as each TensorFlow row (the run's
+  precision; float32) at the same setting; the hypotheses are dropped."""
+  for reference_engine in ("tensorflow", "tensorflow_float32"):
+    reference = {(r["beam_size"], r["length_penalty"]): r
+                 for r in summary["engines"].get(reference_engine, [])}
+    for engine, rows in summary["engines"].items():
+      for row in rows:
+        tf_row = reference.get((row["beam_size"], row["length_penalty"]))
+        if engine == reference_engine or tf_row is None:
+          continue
+        if reference_engine == "tensorflow":
+          row["speedup_vs_tensorflow"] = round(
+              row["sentences_per_second"] / tf_row["sentences_per_second"], 2)
+        row[f"bleu_minus_{reference_engine}"] = round(row["bleu"] - tf_row["bleu"], 2)
+        row[f"same_lines_as_{reference_engine}"] = sum(
             a == b for a, b in zip(row["identical_lines"], tf_row["identical_lines"]))
   for rows in summary["engines"].values():
     for row in rows:
