@@ -62,6 +62,18 @@ def test_beam_search_without_length_penalty_agrees(trained):
   assert ct2_metrics["bleu"] == tf_metrics["bleu"]
 
 
+def test_beam_search_with_a_length_penalty_agrees(trained):
+  """With alpha != 0 the CTranslate2 engine ranks CTranslate2's finished hypotheses by our
+  (GNMT) penalty instead of CTranslate2's |Y| ** alpha (evaluation/ctranslate2_engine.py). With
+  CTranslate2's own penalty this test fails (lines differ; checked by disabling the re-ranking)."""
+  root, args, _ = trained
+  beam = ["--beam_size=3", "--length_penalty=1.0", f"--ctranslate2_dir={root / 'beam_ct2'}"]
+  tf_metrics = _evaluate(args, "tensorflow", root / "tf3lp.hyp", *beam)
+  ct2_metrics = _evaluate(args, "ctranslate2", root / "ct23lp.hyp", *beam)
+  assert (root / "tf3lp.hyp").read_text() == (root / "ct23lp.hyp").read_text()
+  assert ct2_metrics["bleu"] == tf_metrics["bleu"]
+
+
 def test_translate_mode_reads_stdin_and_files(trained):
   root, args, data_dir = trained
   exported = run_main(*args, "--mode=export", "--export_format=ctranslate2",
