@@ -94,3 +94,24 @@ def test_new_head_trains_translation_holds_and_resume_works(source):
   assert "resumed from" in resumed.stderr and "ckpt-40" in resumed.stderr
   records = [json.loads(line) for line in open(root / "tune" / "metrics.jsonl")]
   assert sum(r["kind"] == "init_from" for r in records) == 1  # the warm start happened once
+
+
+def test_probe_stage_trains_only_the_new_head(source):
+  """docs/adding_a_head.md's first stage: translation at weight 0 and the new head at
+  grad_scale 0 leave every model weight bit-identical (Adam moves nothing with zero gradients)
+  while the head trains, so the source's translations are kept exactly."""
+  root, data_dir, evaluated = source
+  args = _args(root / "probe", data_dir, "--heads=translation:weight=0;bag_of_words:grad_scale=0",
+               f"--init_from={root / 'src'}", "--checkpoint_every=10")
+  final = _last_json(run_main(*args, "--train_steps=20"))
+  assert final["bleu"] == evaluated["bleu"]
+  source_ckpt = tf.train.load_checkpoint(str(root / "src" / "checkpoints" / "ckpt-200"))
+  reader = {step: tf.train.load_checkpoint(str(root / "probe" / "checkpoints" / f"ckpt-{step}"))
+            for step in (10, 20)}
+  dtypes = reader[20].get_variable_to_dtype_map()
+  model_keys = [k for k in dtypes if k.startswith("model/") and dtypes[k] == tf.float32]
+  assert len(model_keys) > 10
+  for key in model_keys:
+    np.testing.assert_array_equal(source_ckpt.get_tensor(key), reader[20].get_tensor(key), key)
+  head = "head_bag_of_words" + HEAD_KEY
+  assert not np.array_equal(reader[10].get_tensor(head), reader[20].get_tensor(head))
