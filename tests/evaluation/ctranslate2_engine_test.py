@@ -15,6 +15,15 @@ def test_gnmt_penalty_by_hand():
   assert gnmt_penalty(13, 0.0) == 1.0
 
 
+def test_gnmt_penalty_matches_the_beam_search():
+  """The engine keeps a TensorFlow-free copy of model/decoding.gnmt_penalty (serving never
+  imports TensorFlow); the two must not drift apart."""
+  from model import decoding  # pylint: disable=import-outside-toplevel  (imports TensorFlow)
+  for length, alpha in ((1, 0.6), (7, 0.6), (23, 1.0), (40, 1.4), (5, 0.0)):
+    assert gnmt_penalty(length, alpha) == pytest.approx(
+        float(decoding.gnmt_penalty(length, alpha)), rel=1e-6)
+
+
 def test_the_penalty_decides_between_a_short_and_a_long_hypothesis():
   """A: 3 pieces (+ </s> = 4), log p -3.0; B: 6 pieces (7), log p -3.5.
   alpha 0: A (-3.0 > -3.5). alpha 0.6: A -3.0 / 1.5 ** 0.6 = -2.352, B -3.5 / 2 ** 0.6 = -2.309:
