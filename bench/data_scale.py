@@ -5,6 +5,9 @@ step, the input pipeline's speed against training's, and translate start-up.
   python bench/data_scale.py --sizes=100000,1000000 --out=/tmp/auxseq_scale
   python bench/data_scale.py --quick        # 2,000 pairs, seconds (tests)
 
+Each finished size is stored as OUT/row_SIZE.json and skipped when the command is run again
+(sizes take minutes to tens of minutes: 4.5M pairs fits one session on its own).
+
 Corpora: sentence lengths in words drawn from a log-normal fitted to WMT14 en-de's training
 side (median ~21 words, mean ~24, a long tail cut at 150), words from a Zipf(1.1) law over a
 50,000-word synthetic vocabulary (syllable strings); the target is the source with each word
@@ -153,6 +156,25 @@ def measure_translate(workdir, extra, repeats: int = 2):
           "import_tensorflow_s": round(min(imports), 1)}
 
 
+def _row_path(out: str, size: int) -> str:
+  return os.path.join(out, f"row_{size}.json")
+
+
+def finished_row(out: str, size: int):
+  """The stored measurements of `size` pairs under `out`, or None when not measured yet."""
+  if not os.path.exists(_row_path(out, size)):
+    return None
+  with open(_row_path(out, size), encoding="utf-8") as f:
+    return json.load(f)
+
+
+def save_row(out: str, size: int, row: dict) -> None:
+  """Written atomically, so a run stopped mid-size leaves no row and measures it again."""
+  with open(_row_path(out, size) + ".tmp", "w", encoding="utf-8") as f:
+    json.dump(row, f, sort_keys=True)
+  os.replace(_row_path(out, size) + ".tmp", _row_path(out, size))
+
+
 def main() -> None:
   parser = argparse.ArgumentParser(description=__doc__,
                                    formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -167,6 +189,11 @@ def main() -> None:
   extra = ["--preset=tiny", "--vocab_size=300"] if args.quick else []
   results = {}
   for size in sizes:
+    done = finished_row(out, size)
+    if done is not None:
+      results[str(size)] = done
+      _log(f"{size}: measured before ({_row_path(out, size)}), skipped")
+      continue
     corpus = os.path.join(out, f"corpus_{size}")
     if not os.path.exists(os.path.join(corpus, "test.de")):
       start = time.time()
@@ -185,6 +212,7 @@ def main() -> None:
                                           max(row["train_tokens_per_s"], 1), 1)
     _log(f"{size}: {row}")
     results[str(size)] = row
+    save_row(out, size, row)
   print(json.dumps(results, sort_keys=True))
 
 

@@ -34,7 +34,7 @@ class DataConfig:
     shuffle_buffer: examples in the shuffle buffer of the training stream.
     tokenizer_sample: sentences each sentencepiece model trains on: a reservoir sample of the
       training split seeded by the run's seed (joint vocabulary: half from each side); the
-      whole side, in order, when it is smaller. 500,000 keeps preparation under 3 GB on
+      whole side, in order, when it is smaller. 300,000 keeps preparation under 2 GB on
       WMT-shaped text (SentencePiece needs ~17.5 bytes per sample character; docs/data.md).
     data_cache_dir: shared cache of prepared data and vocabularies, keyed by their fingerprints
       ("" = $XDG_CACHE_HOME/auxseq/data, else ~/.cache/auxseq/data).
@@ -52,7 +52,7 @@ class DataConfig:
   batch_tokens: int = 2048
   max_length: int = 64
   shuffle_buffer: int = 20000
-  tokenizer_sample: int = 500_000
+  tokenizer_sample: int = 300_000
   data_cache_dir: str = ""
   subword_alpha: float = 0.0
   subword_nbest: int = -1

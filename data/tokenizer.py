@@ -7,7 +7,6 @@ from typing import Iterable, List, Sequence
 import numpy as np
 import sentencepiece as spm
 import tensorflow as tf
-import tensorflow_text as tf_text
 
 from configs.errors import UserError
 from data.special_ids import BOS, EOS, PAD, UNK
@@ -23,11 +22,16 @@ class Tokenizer:
     with open(model_path, "rb") as f:
       self._proto = f.read()
     self._sp = spm.SentencePieceProcessor(model_proto=self._proto)
-    self._tf = tf_text.SentencepieceTokenizer(model=self._proto, out_type=tf.int32)
+    self._tf = None  # the in-graph tokenizer, built on first use (translating needs none)
     self.vocab_size = int(self._sp.get_piece_size())
 
   def tokenize(self, text: tf.Tensor) -> tf.RaggedTensor:
     """tf.string [N] -> int32 ragged [N, None] (no BOS/EOS); a scalar gives int32 [None]."""
+    if self._tf is None:
+      # tensorflow_text (~0.3 s to import) is loaded only by the paths that run its ops in a graph.
+      import tensorflow_text as tf_text  # pylint: disable=import-outside-toplevel
+      with tf.init_scope():  # eager, even when first called while a tf.data map is traced
+        self._tf = tf_text.SentencepieceTokenizer(model=self._proto, out_type=tf.int32)
     return self._tf.tokenize(text)
 
   def encode(self, texts: Sequence[str]) -> List[List[int]]:

@@ -16,7 +16,7 @@ flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
 flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
 flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in "
                      "subwords.")
-flags.DEFINE_integer("tokenizer_sample", 500_000, "Sentences each SentencePiece model trains on: "
+flags.DEFINE_integer("tokenizer_sample", 300_000, "Sentences each SentencePiece model trains on: "
                      "a reservoir sample of the training split seeded by --seed (joint "
                      "vocabulary: half from each side); memory grows with it, ~17.5 bytes a "
                      "character (docs/data.md). Accepted: >= 1.")

@@ -56,26 +56,33 @@ def quiet_start():
         sys.stderr.flush()
 
 
+# Packages Keras imports only for optional helpers, and skips when the import fails:
+# matplotlib for its plotting utilities (~0.6 s, mostly `matplotlib.pyplot`) and scikit-learn
+# for its `keras.wrappers` estimators (~0.6-1.2 s with scipy; `python -X importtime`).
+_OPTIONAL_FOR_KERAS = ("matplotlib", "sklearn")
+
+
 @contextlib.contextmanager
-def _without_matplotlib():
-  """Within the block `import matplotlib` fails, so Keras (imported by TensorFlow) skips its
-  optional plotting helpers: ~0.6 s of every start-up (`python -X importtime`), most of it
-  `matplotlib.pyplot`. auxseq's own plots (evaluation/plots.py) import matplotlib afterwards,
-  normally. Nothing changes when matplotlib was already imported."""
-  if "matplotlib" in sys.modules:
-    yield
-    return
-  sys.modules["matplotlib"] = None
+def _without_optional_packages():
+  """Within the block `import matplotlib` and `import sklearn` fail, so Keras (imported by
+  TensorFlow) skips its optional helpers. auxseq's own plots (evaluation/plots.py) and the
+  benches' scikit-learn baselines import them afterwards, normally. A package already imported
+  is left alone."""
+  blocked = [name for name in _OPTIONAL_FOR_KERAS if name not in sys.modules]
+  for name in blocked:
+    sys.modules[name] = None
   try:
     yield
   finally:
-    if sys.modules.get("matplotlib", 0) is None:
-      del sys.modules["matplotlib"]
+    for name in blocked:
+      if sys.modules.get(name, 0) is None:
+        del sys.modules[name]
 
 
 def load_tensorflow() -> None:
-  """Imports TensorFlow (and tensorflow_text) and lets it find its devices, quietly."""
-  with quiet_start(), _without_matplotlib():
+  """Imports TensorFlow and lets it find its devices, quietly. tensorflow_text (~0.3 s) is not
+  imported here: the modules whose graphs use its ops (data.tokenizer, data.pipeline,
+  evaluation.export) import it themselves, and translating with a checkpoint needs none."""
+  with quiet_start(), _without_optional_packages():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
-    import tensorflow_text  # noqa: F401  pylint: disable=import-outside-toplevel,unused-import
     tf.config.list_physical_devices()

@@ -32,3 +32,24 @@ def test_main_prints_no_cuda_noise_on_a_machine_without_gpus():
   assert "parallel_text" in proc.stdout
   for word in ("cuInit", "cuda", "CUDA", "InitializeLog", "oneDNN"):
     assert word not in proc.stderr, proc.stderr
+
+
+def test_tensorflow_loads_without_keras_optional_packages_which_still_import_afterwards():
+  """Start-up (issue 19): Keras' optional matplotlib and scikit-learn helpers are skipped while
+  TensorFlow loads, tensorflow_text is left to the modules that use its ops; all three import
+  normally afterwards, quietly."""
+  code = ("import sys\n"
+          "from training import native_logs\n"
+          "native_logs.load_tensorflow()\n"
+          "print(sorted(m for m in ('sklearn', 'matplotlib', 'tensorflow_text')\n"
+          "             if m in sys.modules))\n"
+          "import sklearn.linear_model, matplotlib, tensorflow_text\n"
+          "print(sklearn.linear_model.LogisticRegression.__name__, matplotlib.__name__,\n"
+          "      tensorflow_text.__name__)\n")
+  proc = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
+                        timeout=300)
+  assert proc.returncode == 0, proc.stderr
+  assert proc.stdout.splitlines() == ["[]", "LogisticRegression matplotlib tensorflow_text"]
+  if not native_logs.has_nvidia_driver():
+    for word in ("cuInit", "cuda", "CUDA", "InitializeLog", "oneDNN"):
+      assert word not in proc.stderr, proc.stderr
