@@ -73,6 +73,7 @@ def multi30k_transformer() -> Config:
   penalty 1.4, best on validation, gave 37.98 on test). Anchor: OpenNMT-tf 28.1 in 55 minutes.
   2026-12-03, an AMD EPYC host, quiet, after the issue-23 step changes: 6,395 steps, 38.98
   (lowercased 39.5) / chrF 63.10 / TER 46.36; validation plateaus from step 4,000 (38.5-38.7).
+  --dropout=0.3 was worse within the budget (same host, next day: 5,016 steps, 37.67).
   """
   return dataclasses.replace(
       Config(),
