@@ -26,6 +26,8 @@ import time
 import numpy as np
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+from bench import result_files  # noqa: E402  pylint: disable=wrong-import-position
 SYLLABLES = [c + v for c in "bdfgklmnprstvwz" for v in ("a", "e", "i", "o", "u", "au", "ei")]
 
 
@@ -170,9 +172,7 @@ def finished_row(out: str, size: int):
 
 def save_row(out: str, size: int, row: dict) -> None:
   """Written atomically, so a run stopped mid-size leaves no row and measures it again."""
-  with open(_row_path(out, size) + ".tmp", "w", encoding="utf-8") as f:
-    json.dump(row, f, sort_keys=True)
-  os.replace(_row_path(out, size) + ".tmp", _row_path(out, size))
+  result_files.write_json(_row_path(out, size), row)
 
 
 def main() -> None:
