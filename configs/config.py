@@ -137,6 +137,10 @@ class TrainConfig:
       sum (with metabalance's shrink cap: translation and the auxiliaries' sum, each).
     gradient_space: where gradient combiners take per-term gradients: weights (the shared
       weights; terms on different rows meet there) | boundary (the encoder outputs).
+    fold_regularisers: with metabalance's shrink cap (the default combiner), translation's
+      regularisers (heads reading its logits or cross-attention, e.g. attention_entropy) join
+      translation's backward at their fixed weights instead of being capped with the other
+      auxiliaries: one backward instead of two on the sentence pairs (docs/balancing.md).
   """
   train_steps: int = 1500
   learning_rate: float = 2e-3
@@ -169,6 +173,7 @@ class TrainConfig:
   balance_target: float = 0.3
   clip_per_term: bool = True
   gradient_space: str = "weights"
+  fold_regularisers: bool = True
   init_from: str = ""
 
 

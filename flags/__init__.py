@@ -30,7 +30,7 @@ _SECTIONS = {
               "lr_control", "lr_decay", "accum_steps", "distribute",
               "log_grad_stats_every", "schedule", "alternate_ratio", "ema_decay", "init_from",
               "main_task", "balance_relax", "balance_strategy", "balance_target",
-              "clip_per_term", "gradient_space"),
+              "clip_per_term", "gradient_space", "fold_regularisers"),
     "eval": ("beam_size", "length_penalty", "max_decode_length", "split", "input_file",
              "output_file", "reference_file", "output_format", "eval_batch_size",
              "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens",

@@ -72,7 +72,8 @@ def make_combiner(train, term_names, variables=()):
   """
   cls = check_options(train, term_names)
   clip = train.clip_norm if clips_per_term(train, cls, term_names) else 0.0
-  kwargs = dict(main_task=train.main_task, term_clip_norm=clip, gradient_space=train.gradient_space)
+  kwargs = dict(main_task=train.main_task, term_clip_norm=clip, gradient_space=train.gradient_space,
+                fold_regularisers=train.fold_regularisers)
   if cls.needs_variables:
     kwargs["variables"] = list(variables)
     kwargs["relax"] = train.balance_relax
@@ -95,6 +96,9 @@ class Combiner(keras.layers.Layer):
       terms are combined (`--clip_per_term`; the optimizer's global clip is then off).
     gradient_space: "weights" (per-term gradients over the shared weights) or "boundary" (at
       the encoder outputs; cheaper, blind to terms on different rows). Gradient combiners only.
+    fold_regularisers: translation's regularisers (heads reading its logits or cross-attention)
+      join translation's backward at their fixed weights instead of being balanced; only where
+      the auxiliaries are balanced together (`--fold_regularisers`).
   """
   combiner_name = ""
   needs_gradients = False
@@ -108,8 +112,9 @@ class Combiner(keras.layers.Layer):
   balances_auxiliaries_together = False
 
   def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
-               gradient_space: str = "weights", **kwargs):
+               gradient_space: str = "weights", fold_regularisers: bool = False, **kwargs):
     super().__init__(name=f"combiner_{self.combiner_name}", **kwargs)
+    self.fold_regularisers = bool(fold_regularisers)
     self.term_names = tuple(term_names)
     self.main_task = main_task
     self.term_clip_norm = float(term_clip_norm)

@@ -12,7 +12,11 @@ pass. Within a group the first term costs one backward; every further term on th
 costs one extra backward (e.g. an attention regulariser or the domain head beside translation),
 unless the combiner balances the auxiliaries together (`merges_auxiliaries`: metabalance's
 shrink cap): then a group takes one backward for the main term and one for the weighted sum of
-its other terms, two at most whatever the number of heads.
+its other terms, two at most whatever the number of heads. With `--fold_regularisers` (the
+default) the regularisers of translation itself (heads reading its logits or cross-attention:
+attention_entropy, coverage, rdrop, ...) join the main term's backward at their fixed weights
+instead (`folds_regularisers`): translation plus an attention regulariser then costs one
+backward, as under `fixed` (docs/balancing.md).
 A row outside a head's rows contributes exactly 0 to its loss (the Head contract masks missing
 labels), so restricting the head to its rows changes neither its sum nor its count
 (tests/training/term_gradients_test.py compares with whole-batch gradients).
@@ -41,6 +45,11 @@ ROW_GROUPS = {"target_out": "sentence_pairs", "domain": "sentence_pairs",
 DECODER_SIDE = (out.LOGITS, out.CROSS_ATTENTION, out.TARGET_MASK)
 
 
+# Outputs of the translation model itself: a head that reads them shapes translation's own
+# distribution or attention (a regulariser at a fixed strength), not a task of its own.
+TRANSLATION_OUTPUTS = (out.LOGITS, out.CROSS_ATTENTION, out.SECOND_PASS)
+
+
 # The key, beside the main term's, of the gradient of the weighted sum of every other term when
 # the combiner balances the auxiliaries together (`merges_auxiliaries`).
 AUXILIARIES = "auxiliaries"
@@ -53,6 +62,21 @@ def merges_auxiliaries(combiner):
   if getattr(combiner, "balances_auxiliaries_together", False):
     return combiner.main_task
   return None
+
+
+def folds_regularisers(combiner) -> bool:
+  """Whether the main term's backward also carries the regularisers of translation
+  (`regularises_translation`) at their fixed weights: with a combiner that balances the
+  auxiliaries together, translation as the main task and `--fold_regularisers` on."""
+  return bool(merges_auxiliaries(combiner) == "translation"
+              and getattr(combiner, "fold_regularisers", False))
+
+
+def regularises_translation(head) -> bool:
+  """A head other than translation that reads translation's own outputs (logits,
+  cross-attention, a second pass): its weight is a regularisation strength, not a task's share
+  of the update, so under `folds_regularisers` it is not balanced."""
+  return head.head_name != "translation" and bool(set(head.reads) & set(TRANSLATION_OUTPUTS))
 
 
 def combines_gradients(combiner) -> bool:
@@ -103,14 +127,18 @@ def select_rows(batch, heads):
   return {name: tf.boolean_mask(value, rows) for name, value in batch.items()}
 
 
-def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None):
+def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None, fold=False):
   """Each term's gradient over `variables` of its globally normalised loss, summed over
   micro-batches; one forward pass per row group and micro-batch.
 
   `merge` (the main task's name, see `merges_auxiliaries`): the gradients are instead the main
   term's (unweighted, under its name) and, under `AUXILIARIES`, the gradient of
   sum_i weight_i * loss_i over every other term: two backwards per row group at most, whatever
-  the number of heads. Losses, weights and counts stay per term.
+  the number of heads. Losses, weights and counts stay per term. `fold` (with `merge`): the
+  terms of `regularises_translation` heads are added to the main term, scaled by their weight
+  over the main one's (so that the main weight times the main gradient gives each its own
+  weight), and left out of the auxiliaries' sum: one backward for a group holding only
+  translation and its regularisers.
 
   Returns ({term: [dense float32 gradient, or None where the term does not reach]},
   losses {term: scalar}, weights {term: float}, counts {term: scalar}).
@@ -120,7 +148,7 @@ def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None
   for batch in batches:
     for group in row_groups(heads).values():
       part, means, group_weights, group_counts = _group_gradients(
-          model, group, select_rows(batch, group), variables, counts, loss_scale, merge)
+          model, group, select_rows(batch, group), variables, counts, loss_scale, merge, fold)
       for name, grad in part.items():
         grads[name] = grad if name not in grads else [_add(a, b) for a, b in
                                                       zip(grads[name], grad)]
@@ -131,10 +159,11 @@ def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None
   return grads, losses, weights, all_counts
 
 
-def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=None):
+def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=None, fold=False):
   """One row group's forward pass: ({key: grads}, {term: normalised loss}, {term: weight},
   {term: global count}). One backward per term from one persistent tape, or with `merge` one
-  for the main term and one for the weighted sum of the group's other terms."""
+  for the main term (with `fold`, plus translation's regularisers) and one for the weighted sum
+  of the group's other terms."""
   with tf.GradientTape(persistent=True) as tape:
     outputs = step_lib.forward(model, heads, batch, training=True)
     terms, weights = step_lib.head_terms(outputs, heads, batch, training=True)
@@ -144,8 +173,11 @@ def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=N
              for n, t in terms.items()}
     targets = means if loss_scale is None else {n: m * loss_scale for n, m in means.items()}
     if merge is not None:
-      others = [weights[n] * t for n, t in targets.items() if n != merge]
-      targets = dict({merge: targets[merge]} if merge in targets else {},
+      folded = _folded_terms(heads, targets, weights, merge) if fold else set()
+      main = [targets[merge]] if merge in targets else []
+      main += [weights[n] / weights[merge] * targets[n] for n in sorted(folded)]
+      others = [weights[n] * t for n, t in targets.items() if n != merge and n not in folded]
+      targets = dict({merge: tf.add_n(main)} if main else {},
                      **({AUXILIARIES: tf.add_n(others)} if others else {}))
   result = {}
   for name, target in targets.items():
@@ -156,6 +188,15 @@ def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=N
     result[name] = grads
   del tape
   return result, means, weights, {n: counts[n] for n in means}
+
+
+def _folded_terms(heads, terms, weights, main):
+  """The terms that join the main term's backward: those of `regularises_translation` heads,
+  when the main term is in this group with a non-zero weight."""
+  if main not in terms or not weights[main]:
+    return set()
+  regularisers = {h.head_name for h in heads if regularises_translation(h)}
+  return {n for n in terms if n != main and n.split("/")[0] in regularisers}
 
 
 def _add(a, b):
@@ -171,7 +212,8 @@ def combined_gradients(model, heads, combiner, optimizer, variables, batches):
   if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
     scale = tf.cast(optimizer.dynamic_scale, tf.float32)  # the optimizer unscales in apply
   grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
-                                                  merges_auxiliaries(combiner))
+                                                  merges_auxiliaries(combiner),
+                                                  folds_regularisers(combiner))
   combined, total, used = combine_terms(combiner, losses, weights, grads, variables)
   if scale is not None:
     combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
@@ -190,7 +232,8 @@ def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, v
 
   def replica(batches):
     grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
-                                                    merges_auxiliaries(combiner))
+                                                    merges_auxiliaries(combiner),
+                                                    folds_regularisers(combiner))
     static.update(weights=weights, reached={n: [g is not None for g in gs]
                                             for n, gs in grads.items()})
     return {n: [g for g in gs if g is not None] for n, gs in grads.items()}, losses, counts
@@ -220,10 +263,13 @@ def combine_terms(combiner, losses, weights, grads, variables):
   on the tensors both the main term and the auxiliaries' sum reach; elsewhere the main term's
   weighted gradient plus that sum, which on a head's own weights is exactly its own weighted
   gradient (no other term reaches them). Per-term clipping then clips the main term and the
-  auxiliaries' sum, each over every weight it reaches.
+  auxiliaries' sum, each over every weight it reaches. Under `folds_regularisers` the main
+  term's gradient carries translation's regularisers, and `grads` may hold the main term alone
+  (translation and its regularisers only: nothing to balance).
   """
   names = combiner.term_names
-  if AUXILIARIES in grads:
+  merged = merges_auxiliaries(combiner)
+  if AUXILIARIES in grads or (merged is not None and set(grads) == {merged}):
     main = combiner.main_task
     pair = (main, AUXILIARIES)
     grads = {n: grads.get(n, [None] * len(variables)) for n in pair}
