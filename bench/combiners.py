@@ -11,6 +11,8 @@ shared machine hit all of them alike.
 
 `--setup=default_job` times the default job itself (`python main.py`: gettext + listings, its
 heads and model); a combiner may carry TrainConfig options after a colon ('+'-separated).
+`--translation_only` adds a trainer without heads (`fixed`, the same stream, listing rows
+included): the heads' own cost beside the combiners'.
 
 Last stdout line: one JSON object with `<combiner>_step_ms` and `<combiner>_ratio` (to fixed).
 """
@@ -46,6 +48,9 @@ def parse_args(argv=None):
   p.add_argument("--quick", action="store_true", help="tiny model (tests)")
   p.add_argument("--setup", default="multi30k", choices=("multi30k", "default_job"))
   p.add_argument("--workdir", default="")
+  p.add_argument("--translation_only", action="store_true",
+                 help="also time translation without heads (fixed) on the same stream: the "
+                      "heads' own cost beside the combiners'")
   return p.parse_args(argv)
 
 
@@ -105,6 +110,12 @@ def run(argv=None) -> dict:
       config = dataclasses.replace(config, train=dataclasses.replace(config.train, **options))
     trainers[name] = auxseq_runner.AuxseqTrainer(name, setup, config)
     log(f"built {name} in {time.perf_counter() - start:.1f}s")
+  if args.translation_only:
+    setup = dataclasses.replace(base, heads="")
+    config = None
+    if args.setup == "default_job":
+      config = dataclasses.replace(default, heads=())
+    trainers["translation_only"] = auxseq_runner.AuxseqTrainer("translation_only", setup, config)
   for trainer in trainers.values():
     trainer.start()
   blocks = time_round_robin(trainers, args)

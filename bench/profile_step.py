@@ -3,6 +3,7 @@
   python bench/profile_step.py                       # Multi30k preset shapes, mixed_bfloat16
   python bench/profile_step.py --precision=float32 --steps=10
   python bench/profile_step.py --quick               # tiny model, seconds (the test)
+  python bench/profile_step.py --heads="price;attention_entropy" --combiner=metabalance
 
 Builds the same trainer as bench/throughput.py (auxseq's components, train step and bucketed
 stream: Transformer d_model 256, 3+3 layers, FFN 1024, ~2048 target tokens per batch on
@@ -65,6 +66,9 @@ def parse_args(argv=None):
   p.add_argument("--data_dir", default=DEFAULT_DATA_DIR)
   p.add_argument("--workdir", default="", help="cache for tokenizer/data (default: temp dir)")
   p.add_argument("--quick", action="store_true", help="tiny model, few steps (tests)")
+  p.add_argument("--heads", default="", help="`--heads` beside translation (e.g. the heads "
+                 "preset's 'price;attention_entropy'); price mixes the listings in")
+  p.add_argument("--combiner", default="fixed")
   args = p.parse_args(argv)
   if args.batch_tokens is None:
     args.batch_tokens = 256 if args.quick else 2048
@@ -110,7 +114,8 @@ def run(argv=None) -> dict:
   setup = AuxseqSetup(workdir=workdir, data_dir=args.data_dir,
                       model_args=MODELS["quick" if args.quick else "full"],
                       vocab_size=300 if args.quick else 8000, batch_tokens=args.batch_tokens,
-                      precision=args.precision)
+                      precision=args.precision, heads=args.heads, combiner=args.combiner,
+                      mix_prices="price" in args.heads)
   trainer = AuxseqTrainer("profiled", setup)
   trainer.start()
   trainer.run(args.warmup_steps)
@@ -121,7 +126,8 @@ def run(argv=None) -> dict:
   tf.profiler.experimental.stop()
   categories, busy = group(op_stats(trace_dir), args.steps)
   step_ms = 1000.0 * sum(timed["durations"]) / len(timed["durations"])
-  return {"precision": args.precision, "model": setup.model_args,
+  return {"precision": args.precision, "model": setup.model_args, "heads": args.heads,
+          "combiner": args.combiner,
           "batch_tokens": args.batch_tokens, "steps": args.steps,
           "step_ms": round(step_ms, 1),
           "traced_step_ms": round(1000.0 * sum(traced["durations"]) / len(traced["durations"]), 1),

@@ -73,6 +73,19 @@ def resolved_heads(config: Config) -> List[tuple]:
   return [(s.name, spec.make_options(get_head_class(s.name), s)) for s in specs]
 
 
+def _folded_regularisers(train, terms) -> List[str]:
+  """The heads whose terms join translation's backward (training/term_gradients.py
+  `folds_regularisers`: metabalance's shrink cap, the joint schedule, translation the main
+  task, --fold_regularisers)."""
+  if not (train.combiner == "metabalance" and train.balance_strategy == "shrink"
+          and train.schedule == "joint" and train.main_task == "translation"
+          and train.fold_regularisers and len(terms) > 1):
+    return []
+  from heads.registry import get_head_class  # pylint: disable=import-outside-toplevel
+  from training import term_gradients  # pylint: disable=import-outside-toplevel
+  return [n for n in terms if term_gradients.regularises_translation(get_head_class(n))]
+
+
 def describe_run(config: Config) -> str:
   """What this run does, in one block: data, mix, heads with every option, combiner, model."""
   data, model, train = config.data, config.model, config.train
@@ -100,6 +113,10 @@ def describe_run(config: Config) -> str:
   lines.append(f"  combiner: {train.combiner}{balance}, schedule {train.schedule}, clip_norm "
                f"{train.clip_norm:g}{' per term' if per_term else ''}, precision "
                f"{train.precision}")
+  folded = _folded_regularisers(train, terms)
+  if folded:
+    lines.append(f"  folded:   {', '.join(folded)} (translation's regularisers: in its gradient "
+                 "at their weights, not capped; --fold_regularisers)")
   lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
                f"{model.num_layers} layers, dropout {model.dropout:g}")
   return "\n".join(lines)

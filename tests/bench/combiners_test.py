@@ -4,10 +4,11 @@ from bench import combiners
 
 def test_quick_combiner_bench_reports_ratios(tmp_path):
   result = combiners.run(["--quick", "--steps=2", "--warmup_steps=1", "--rounds=1",
-                          "--combiners=uncertainty,pcgrad", f"--workdir={tmp_path}",
+                          "--combiners=uncertainty,pcgrad", "--translation_only",
+                          f"--workdir={tmp_path}",
                           f"--data_dir={tmp_path / 'absent'}"])
   assert result["fixed_ratio"] == 1.0
-  for name in ("uncertainty", "pcgrad"):
+  for name in ("uncertainty", "pcgrad", "translation_only"):
     assert result[f"{name}_steps"] == 2
     assert result[f"{name}_ratio"] > 0
 

@@ -217,6 +217,20 @@ def test_default_job_keeps_its_heads_and_mix():
   assert [s.dataset for s in config.data.sources] == ["gettext", "tsv"]
 
 
+def test_run_summary_names_the_folded_regularisers_only_when_they_are_folded():
+  cases = ((["--heads=price;coverage;attention_entropy"], "coverage, attention_entropy"),
+           (["--heads=price;attention_entropy", "--nofold_regularisers"], None),
+           (["--heads=price;attention_entropy", "--balance_strategy=both"], None),
+           (["--heads=price;domain"], None))
+  for argv, folded in cases:
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["main.py", *argv])
+    text = preflight.describe_run(app_flags.config_from_flags())
+    lines = [line for line in text.splitlines() if line.startswith("  folded:")]
+    assert lines == ([f"  folded:   {folded} (translation's regularisers: in its gradient at "
+                      "their weights, not capped; --fold_regularisers)"] if folded else []), argv
+
+
 def test_run_summary_lists_resolved_options():
   absl_flags.FLAGS(["main.py", "--heads=price:weight=0.3;attention_entropy:weight=0",
                     "--combiner=uncertainty"])
@@ -234,3 +248,4 @@ def test_run_summary_lists_resolved_options():
   # the defaults: three heads under the capped metabalance, clipped per term
   assert ("combiner: metabalance (shrink towards 0.3x translation, relax 1), schedule joint, "
           "clip_norm 1 per term") in text
+  assert "folded:   attention_entropy (translation's regularisers" in text
