@@ -75,7 +75,8 @@ def test_balancing_state_round_trips_through_the_checkpoint(tmp_path):
 def _train(**kwargs):
   fields = dict(combiner="metabalance", main_task="translation", clip_norm=1.0,
                 clip_per_term=False, gradient_space="weights", balance_relax=0.7,
-                balance_strategy="both", balance_target=1.0, schedule="joint")
+                balance_strategy="both", balance_target=1.0, schedule="joint",
+                fold_regularisers=True)
   fields.update(kwargs)
   return types.SimpleNamespace(**fields)
 
