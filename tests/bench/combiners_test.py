@@ -8,11 +8,10 @@ def test_quick_combiner_bench_reports_ratios(tmp_path):
                           f"--workdir={tmp_path}",
                           f"--data_dir={tmp_path / 'absent'}"])
   assert result["fixed_ratio"] == 1.0
-  for name in ("uncertainty", "pcgrad"):
-    assert result[f"{name}_steps"] == 2
+  for name in ("uncertainty", "pcgrad", "translation_only"):
+    # a step that traced the step function again (a new batch shape) is left out of the timing
+    assert 1 <= result[f"{name}_steps"] <= 2
     assert result[f"{name}_ratio"] > 0
-  # A step that traced the step function again (a new batch shape) is left out of the timing.
-  assert 1 <= result["translation_only_steps"] <= 2 and result["translation_only_ratio"] > 0
 
 
 def test_combiner_specs_carry_typed_train_options():
