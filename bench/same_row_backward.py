@@ -14,7 +14,7 @@ and batches, round-robin:
   sum        one forward, one backward of the weighted sum (the `fixed` step's cost: the floor).
 
 It also checks the gradients on the first batch: the Jacobian's against the loop's
-(`max_rel_diff`), and the loop's two summed against the one backward of the sum
+(`max_rel_diff`, worst tensor; `global_rel_diff`, all tensors as one vector), and the loop's two summed against the one backward of the sum
 (`sum_rel_diff`), so the faster method could replace the other without changing training.
 
   python bench/same_row_backward.py --steps=30 --warmup_steps=5 --rounds=3
@@ -25,7 +25,8 @@ precision (`mixed_bfloat16`), dropout 0 (so that the two methods' gradients can 
 `--quick`: the `tiny` preset in float32 on a generated copy corpus, `attention_entropy` only
 (tests).
 Last stdout line: one JSON object with `<variant>_step_ms`, `<variant>_ratio` (to `sum`),
-`max_rel_diff` and `sum_rel_diff`.
+`max_rel_diff`, `sum_rel_diff` (each the worst tensor) and `global_rel_diff` (all tensors as
+one vector).
 """
 import argparse
 import dataclasses
@@ -134,6 +135,14 @@ def max_rel_diff(a, b) -> float:
   return worst
 
 
+def global_rel_diff(a, b) -> float:
+  """||a - b|| / ||b|| over every tensor at once (not dominated by near-zero tensors)."""
+  diff = sum(float(np.sum((np.asarray(x, np.float64) - np.asarray(y, np.float64)) ** 2))
+             for x, y in zip(a, b))
+  norm = sum(float(np.sum(np.asarray(y, np.float64) ** 2)) for y in b)
+  return float(np.sqrt(diff / max(norm, 1e-24)))
+
+
 def run(argv=None) -> dict:
   args = parse_args(argv)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
@@ -155,7 +164,8 @@ def run(argv=None) -> dict:
             "precision": config.train.precision, "dropout": config.model.dropout,
             "max_rel_diff": round(max_rel_diff(check["jacobian"], check["loop"]), 6),
             "sum_rel_diff": round(max_rel_diff([g.sum(axis=0) for g in check["loop"]],
-                                               check["sum"]), 6)}
+                                               check["sum"]), 6),
+            "global_rel_diff": round(global_rel_diff(check["jacobian"], check["loop"]), 6)}
   for name in VARIANTS:
     start = time.perf_counter()
     for batch in batches[:args.warmup_steps]:

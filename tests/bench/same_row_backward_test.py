@@ -13,3 +13,4 @@ def test_quick_run_times_every_variant_and_the_gradients_agree(tmp_path):
   # gradient twice) would differ by O(1).
   assert result["max_rel_diff"] < 1e-4
   assert result["sum_rel_diff"] < 1e-4
+  assert result["global_rel_diff"] <= result["max_rel_diff"]
