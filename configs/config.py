@@ -140,7 +140,8 @@ class TrainConfig:
     fold_regularisers: with metabalance's shrink cap (the default combiner), translation's
       regularisers (heads reading its logits or cross-attention, e.g. attention_entropy) join
       translation's backward at their fixed weights instead of being capped with the other
-      auxiliaries: one backward instead of two on the sentence pairs (docs/balancing.md).
+      auxiliaries: one backward instead of two on the sentence pairs, but the regulariser is
+      then stronger (off by default: -1.7 BLEU on the default job, docs/results.md).
   """
   train_steps: int = 1500
   learning_rate: float = 2e-3
@@ -173,7 +174,7 @@ class TrainConfig:
   balance_target: float = 0.3
   clip_per_term: bool = True
   gradient_space: str = "weights"
-  fold_regularisers: bool = True
+  fold_regularisers: bool = False
   init_from: str = ""
 
 

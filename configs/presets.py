@@ -138,11 +138,11 @@ def multi30k_transformer_heads() -> Config:
   the price head ~30k titles in 52 minutes.
 
   Command: `python main.py --preset=multi30k_transformer_heads --data_dir=../shared/data/multi30k`.
-  Measured 2026-12-03 on an AMD host (docs/results.md, issue 18), with attention_entropy folded
-  into translation's gradient (--fold_regularisers, the default): 5,000 steps in 52 min (each
-  step 1.27x translation's); test2016 cased sacreBLEU 37.93 / chrF 62.15 / TER 47.43, 1.05 below
-  multi30k_transformer's 38.98 on the same host (validation level at equal steps: 38.61 vs 38.69
-  at step 5,000); price accuracy 0.392 (macro-F1 0.389, majority 0.216).
+  Measured 2026-12-03 on an AMD host (docs/results.md, issue 18): 3,908 steps in 52 min;
+  test2016 cased sacreBLEU 38.11 / chrF 62.12 / TER 46.96, 0.88 below multi30k_transformer's
+  38.98 (a run on a faster day of the same host: the heads' step costs ~1% over translation's in
+  the same run); price accuracy 0.398 (macro-F1 0.402, majority 0.216). With
+  --fold_regularisers: 5,000 steps, 37.93, price 0.392.
   """
   base = multi30k_transformer()
   data = dataclasses.replace(base.data, sources=base.data.sources + (

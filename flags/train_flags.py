@@ -59,7 +59,8 @@ flags.DEFINE_bool("clip_per_term", True, "Where the step takes per-term gradient
 flags.DEFINE_enum("gradient_space", "weights", ["weights", "boundary"], "Where gradient "
                   "combiners take per-term gradients: over the shared weights (terms on "
                   "different rows meet) or at the encoder outputs (cheaper, blind to them).")
-flags.DEFINE_bool("fold_regularisers", True, "With metabalance's shrink cap, translation's "
+flags.DEFINE_bool("fold_regularisers", False, "With metabalance's shrink cap, translation's "
                   "regularisers (heads reading its logits or cross-attention, e.g. "
                   "attention_entropy) join translation's backward at their fixed weights instead "
-                  "of being capped with the other auxiliaries: one backward instead of two.")
+                  "of being capped with the other auxiliaries: one backward instead of two, but "
+                  "an uncapped, stronger regulariser (-1.7 BLEU on the default job).")

@@ -362,14 +362,14 @@ def _fixed_reference(c, batch, variables):
 
 
 def test_regularisers_fold_into_translations_backward(tmp_path, copy_corpus):
-  """--fold_regularisers (default): attention_entropy (reads the cross-attention) joins
+  """--fold_regularisers: attention_entropy (reads the cross-attention) joins
   translation's backward at its weight over translation's; price and domain (encoder summary)
   stay in the auxiliaries' sum. With a cap that cannot bind the step's gradient is still the
   fixed combiner's; the keys are the same two, the main one now carrying the regulariser."""
   c = _components(tmp_path, copy_corpus, "price:dropout=0;domain:weight=0.5;"
                   "attention_entropy:weight=0.2", combiner="metabalance",
                   balance_strategy="shrink", balance_relax=1.0, balance_target=1e9,
-                  clip_per_term=False)
+                  clip_per_term=False, fold_regularisers=True)
   assert [term_gradients.regularises_translation(h) for h in c.heads] == [
       False, False, False, True]
   assert term_gradients.folds_regularisers(c.combiner)
@@ -401,7 +401,7 @@ def test_regularisers_fold_into_translations_backward(tmp_path, copy_corpus):
 
 def test_translation_with_regularisers_only_is_one_backward_and_the_fixed_gradient(
     tmp_path, copy_corpus):
-  """Translation + attention_entropy under the default combiner: folded, the step takes one
+  """Translation + attention_entropy under metabalance's shrink cap: folded, the step takes one
   gradient (nothing left to balance) and it is the fixed combiner's; with
   --nofold_regularisers the regulariser is capped as an auxiliary (two gradients)."""
   for fold in (True, False):
