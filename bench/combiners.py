@@ -123,12 +123,20 @@ def run(argv=None) -> dict:
             "setup": args.setup, "model": model, "heads": heads,
             "data": "gettext + listings" if args.setup == "default_job" else data_dir,
             "precision": base.precision}
-  for name, trainer_blocks in blocks.items():
-    durations = np.concatenate([b["durations"] for b in trainer_blocks])
-    result[f"{name}_step_ms"] = round(1000 * float(durations.mean()), 1)
-    result[f"{name}_steps"] = int(len(durations))
-  for name in blocks:
-    result[f"{name}_ratio"] = round(result[f"{name}_step_ms"] / result["fixed_step_ms"], 3)
+  result.update(step_ratios({name: np.concatenate([b["durations"] for b in trainer_blocks])
+                             for name, trainer_blocks in blocks.items()}, "fixed"))
+  return result
+
+
+def step_ratios(durations, reference: str) -> dict:
+  """{name: step durations [s]} -> `<name>_step_ms`, `<name>_steps` and `<name>_ratio` (mean
+  step time over `reference`'s)."""
+  result = {}
+  for name, values in durations.items():
+    result[f"{name}_step_ms"] = round(1000 * float(np.mean(values)), 1)
+    result[f"{name}_steps"] = int(len(values))
+  for name in durations:
+    result[f"{name}_ratio"] = round(result[f"{name}_step_ms"] / result[f"{reference}_step_ms"], 3)
   return result
 
 

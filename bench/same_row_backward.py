@@ -40,6 +40,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from bench.combiners import step_ratios  # noqa: E402
 from bench.throughput import log  # noqa: E402
 
 VARIANTS = ("sum", "loop", "jacobian")
@@ -184,11 +185,7 @@ def run(argv=None) -> dict:
         timed[name].append(time.perf_counter() - start)
       log(f"round {r + 1}/{args.rounds} {name}: {1000 * np.mean(timed[name][-len(chunk):]):.0f} "
           "ms/step")
-  for name in VARIANTS:
-    result[f"{name}_step_ms"] = round(1000 * float(np.mean(timed[name])), 1)
-    result[f"{name}_steps"] = len(timed[name])
-  for name in VARIANTS:
-    result[f"{name}_ratio"] = round(result[f"{name}_step_ms"] / result["sum_step_ms"], 3)
+  result.update(step_ratios(timed, "sum"))
   return result
 
 
