@@ -15,7 +15,8 @@ and batches, round-robin:
 
 It also checks the gradients on the first batch: the Jacobian's against the loop's
 (`max_rel_diff`, worst tensor; `global_rel_diff`, all tensors as one vector), and the loop's
-two summed against the one backward of the sum (`sum_rel_diff`), so the faster method could replace the other without changing training.
+two summed against the one backward of the sum (`sum_rel_diff`), so the faster method could
+replace the other without changing training.
 
   python bench/same_row_backward.py --steps=30 --warmup_steps=5 --rounds=3
 
