@@ -28,6 +28,8 @@ def main(argv):
     if app_flags.FLAGS.list_presets:
       from configs import presets
       return print(presets.describe_presets())
+    from training.workdir import inference_config
+    config = inference_config(config)  # inference modes restore what WORKDIR trained
     from training.modes import needs_tensorflow, run_mode
     listing = app_flags.FLAGS.list_datasets or app_flags.FLAGS.list_heads
     if not listing and not needs_tensorflow(config):  # --engine=ctranslate2, export exists

@@ -1,6 +1,8 @@
 """Data at corpus scale (issue 19): synthetic WMT-shaped parallel corpora of several sizes, and per
 size the preparation's wall time and peak RSS, time from process start to the first training
-step, the input pipeline's speed against training's, and translate start-up.
+step, the input pipeline's speed against training's, and translate start-up (the default engine,
+which serves the CTranslate2 export training leaves, and --engine=tensorflow). A row measured
+before translate had two engines gets its translate start-up measured again on rerun.
 
   python bench/data_scale.py --sizes=100000,1000000 --out=/tmp/auxseq_scale
   python bench/data_scale.py --quick        # 2,000 pairs, seconds (tests)
@@ -137,24 +139,36 @@ def measure_training(corpus, cache, workdir, steps: int, extra):
           "train_tokens_per_s": round(tokens / max(seconds, 1e-9))}
 
 
+def _translate_once(workdir, extra):
+  start = time.time()
+  out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable,
+                        os.path.join(ROOT, "main.py"), "--mode=translate",
+                        f"--workdir={workdir}", *extra], input="Hello\n", capture_output=True,
+                       text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  if out.returncode:
+    raise RuntimeError(out.stderr[-3000:])
+  return time.time() - start, int(out.stderr.strip().splitlines()[-1]) / 1024
+
+
 def measure_translate(workdir, extra, repeats: int = 2):
-  """Wall seconds and peak RSS of `echo Hello | main.py --mode=translate` (best of `repeats`),
-  beside a bare `import tensorflow` in the same minutes (the machine's floor)."""
-  walls, rss, imports = [], [], []
+  """Wall seconds and peak RSS of `echo Hello | main.py --mode=translate` (best of `repeats`):
+  the default engine (auto: the CTranslate2 export training left, without TensorFlow) and
+  --engine=tensorflow, beside a bare `import tensorflow` in the same minutes (its floor)."""
+  if not os.path.exists(os.path.join(workdir, "ctranslate2")):  # trained before the export
+    subprocess.run([sys.executable, os.path.join(ROOT, "main.py"), "--mode=export",
+                    "--export_format=ctranslate2", f"--workdir={workdir}", *extra], check=True,
+                   capture_output=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
+  auto, tf_engine, imports = [], [], []
   for _ in range(repeats):
-    start = time.time()
-    out = subprocess.run(["/usr/bin/time", "-f", "%M", sys.executable,
-                          os.path.join(ROOT, "main.py"), "--mode=translate",
-                          f"--workdir={workdir}", *extra], input="Hello\n", capture_output=True,
-                         text=True, env=dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3"))
-    walls.append(time.time() - start)
-    if out.returncode:
-      raise RuntimeError(out.stderr[-3000:])
-    rss.append(int(out.stderr.strip().splitlines()[-1]) / 1024)
+    auto.append(_translate_once(workdir, extra))
+    tf_engine.append(_translate_once(workdir, [*extra, "--engine=tensorflow"]))
     start = time.time()
     subprocess.run([sys.executable, "-c", "import tensorflow"], check=True, capture_output=True)
     imports.append(time.time() - start)
-  return {"translate_s": round(min(walls), 1), "translate_rss_mb": round(min(rss)),
+  return {"translate_s": round(min(w for w, _ in auto), 1),
+          "translate_rss_mb": round(min(r for _, r in auto)),
+          "translate_tensorflow_s": round(min(w for w, _ in tf_engine), 1),
+          "translate_tensorflow_rss_mb": round(min(r for _, r in tf_engine)),
           "import_tensorflow_s": round(min(imports), 1)}
 
 
@@ -190,6 +204,11 @@ def main() -> None:
   results = {}
   for size in sizes:
     done = finished_row(out, size)
+    train_dir = os.path.join(out, f"train_{size}")
+    if done is not None and "translate_tensorflow_s" not in done and os.path.isdir(train_dir):
+      done.update(measure_translate(train_dir, extra))  # a row of the TensorFlow-only days
+      save_row(out, size, done)
+      _log(f"{size}: translate start-up measured again: {done['translate_s']} s")
     if done is not None:
       results[str(size)] = done
       _log(f"{size}: measured before ({_row_path(out, size)}), skipped")
@@ -204,7 +223,6 @@ def main() -> None:
     row.update(measure_prepare(corpus, cache, os.path.join(out, f"prep_{size}"),
                                2.0 if args.quick else args.pipeline_seconds))
     _log(f"{size}: prepared {row}")
-    train_dir = os.path.join(out, f"train_{size}")
     row.update(measure_training(corpus, cache, train_dir, 4 if args.quick else args.train_steps,
                                 extra))
     row.update(measure_translate(train_dir, extra))

@@ -198,10 +198,14 @@ class EvalConfig:
     export_format: `--mode=export` writes a `savedmodel` (WORKDIR/export) or a `ctranslate2`
       model directory (WORKDIR/ctranslate2; Transformer only).
     quantization: weight type of the CTranslate2 export: int8 | int8_float32 | float32.
-    engine: decoder of translate/evaluate: `tensorflow` (beam search in model/decoding.py) or
-      `ctranslate2` (the exported directory; translations only, no head predictions).
+    engine: decoder of translate/evaluate: `tensorflow` (beam search in model/decoding.py),
+      `ctranslate2` (the exported directory; translations only, no head predictions), or `auto`:
+      translate (text) uses WORKDIR/ctranslate2 when it holds the weights the workdir gives now
+      (no TensorFlow import: start-up ~1 s), TensorFlow otherwise; evaluate uses TensorFlow.
     ctranslate2_dir: the CTranslate2 directory `--engine=ctranslate2` uses ('' =
       WORKDIR/ctranslate2, exported first when missing).
+    export_after_training: `--mode=train` ends by writing WORKDIR/ctranslate2 from the weights
+      it scored (Transformer only), for `--engine=auto`.
   """
   beam_size: int = 4
   length_penalty: float = 0.6
@@ -218,8 +222,9 @@ class EvalConfig:
   inspect_lines: int = 8
   export_format: str = "savedmodel"
   quantization: str = "int8"
-  engine: str = "tensorflow"
+  engine: str = "auto"
   ctranslate2_dir: str = ""
+  export_after_training: bool = True
 
 
 @dataclasses.dataclass(frozen=True)

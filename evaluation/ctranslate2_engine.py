@@ -49,19 +49,37 @@ def best_under_gnmt(hypotheses: Sequence[Sequence[str]], scores: Sequence[float]
              key=lambda j: scores[j] / gnmt_penalty(len(hypotheses[j]) + 1, alpha))
 
 
-def _prefer_mkl_for_float32(quantization) -> None:
-  """CTranslate2 uses Intel MKL only on Intel CPUs unless CT2_USE_MKL says otherwise. On this
-  AMD EPYC host float32 decoding was 2.7x faster with MKL (52.6 vs 19.2 sentences/s at beam 4)
-  and int8 6x slower (17.4 vs 110.3), so float32 models turn it on, where the user did not
-  decide. The choice is made once per process, at the first matrix product."""
-  if quantization != "float32" or "CT2_USE_MKL" in os.environ:
-    return
+def _cpuinfo() -> str:
   try:
     with open("/proc/cpuinfo", encoding="utf-8") as f:
-      intel = "GenuineIntel" in f.read(4096)
+      return f.read(8192)
   except OSError:
+    return ""
+
+
+def compute_type(quantization, cpuinfo: str) -> str:
+  """CTranslate2's compute type for an export of `quantization` on the CPU `cpuinfo` describes.
+
+  int8 weights compute in float32 on an x86 CPU without VNNI (AVX512-VNNI or AVX-VNNI): there
+  the int8 kernels multiply u8 x s8 pairs into saturating int16 sums. Measured on an AVX2-only
+  AMD EPYC host, a small random Transformer: int8 compute 1.88 nats per token from TensorFlow's
+  scores, the same int8 weights computed in float32 0.02 (tests/evaluation/
+  ctranslate2_export_test.py). Elsewhere the export's own type ("default")."""
+  flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "").split()
+  if (str(quantization).startswith("int8") and flags and
+      not {"avx512_vnni", "avx_vnni"} & set(flags)):
+    return "float32"
+  return "default"
+
+
+def _prefer_mkl_for_float32(compute: str, cpuinfo: str) -> None:
+  """CTranslate2 uses Intel MKL only on Intel CPUs unless CT2_USE_MKL says otherwise. On this
+  AMD EPYC host float32 decoding was 2.7x faster with MKL (52.6 vs 19.2 sentences/s at beam 4)
+  and int8 6x slower (17.4 vs 110.3), so float32 computation turns it on, where the user did not
+  decide. The choice is made once per process, at the first matrix product."""
+  if compute != "float32" or "CT2_USE_MKL" in os.environ or not cpuinfo:
     return
-  if not intel:
+  if "GenuineIntel" not in cpuinfo:
     os.environ["CT2_USE_MKL"] = "1"
 
 
@@ -78,10 +96,13 @@ class Engine:
     with open(path, encoding="utf-8") as f:
       self.manifest = json.load(f)
     self.directory = directory
-    _prefer_mkl_for_float32(self.manifest.get("quantization"))
+    cpuinfo = _cpuinfo()
+    quantization = self.manifest.get("quantization")
+    compute = "float32" if quantization == "float32" else compute_type(quantization, cpuinfo)
+    _prefer_mkl_for_float32(compute, cpuinfo)
     workers = threads or len(os.sched_getaffinity(0))
     self.translator = _ct2().Translator(directory, device="cpu", inter_threads=workers,
-                                        intra_threads=1)
+                                        intra_threads=1, compute_type=compute)
     self.source_sp = spm.SentencePieceProcessor(
         model_file=os.path.join(directory, self.manifest["source_spm"]))
     self.target_sp = spm.SentencePieceProcessor(

@@ -130,8 +130,9 @@ def _pieces(tokenizer):
   return [sp.id_to_piece(i) for i in range(sp.get_piece_size())]
 
 
-def manifest(config, checkpoint: str, source_file: str, target_file: str) -> dict:
-  return {"source_spm": source_file, "target_spm": target_file,
+def manifest(config, checkpoint: str, source_file: str, target_file: str,
+             weights: str = "") -> dict:
+  return {"source_spm": source_file, "target_spm": target_file, "weights": weights,
           "source_cap": 4 * config.data.max_length, "source_eos": "</s>",
           "quantization": config.eval.quantization, "checkpoint": checkpoint,
           "beam_size": config.eval.beam_size, "length_penalty": config.eval.length_penalty,
@@ -139,9 +140,11 @@ def manifest(config, checkpoint: str, source_file: str, target_file: str) -> dic
           "position_table_length": POSITION_TABLE_LENGTH}
 
 
-def export_ctranslate2(components, directory: str, checkpoint: str = "") -> str:
+def export_ctranslate2(components, directory: str, checkpoint: str = "",
+                       weights: str = "") -> str:
   """Writes the CTranslate2 model, its SentencePiece model(s) and auxseq.json to `directory`
-  atomically (a temporary directory beside it, then a rename). Returns `directory`."""
+  atomically (a temporary directory beside it, then a rename). Returns `directory`. `weights`:
+  the workdir's weights fingerprint (ctranslate2_modes.weights_fingerprint) it was made from."""
   config, bundle = components.config, components.bundle
   check_exportable(config)
   src, tgt = bundle.source_tokenizer, bundle.target_tokenizer
@@ -153,5 +156,5 @@ def export_ctranslate2(components, directory: str, checkpoint: str = "") -> str:
     shutil.copyfile(src.model_path, os.path.join(tmp, names[0]))
     shutil.copyfile(tgt.model_path, os.path.join(tmp, names[1]))
     with open(os.path.join(tmp, MANIFEST), "w", encoding="utf-8") as f:
-      json.dump(manifest(config, checkpoint, *names), f, indent=2, sort_keys=True)
+      json.dump(manifest(config, checkpoint, *names, weights=weights), f, indent=2, sort_keys=True)
   return directory

@@ -1,5 +1,6 @@
 """The CTranslate2 side of the modes (training/modes.py dispatches here):
 `--mode=export --export_format=ctranslate2`, `--mode=translate|evaluate --engine=ctranslate2`."""
+import hashlib
 import json
 import os
 import sys
@@ -20,8 +21,46 @@ def export(config: Config, directory: str, components=None) -> str:
   from evaluation.ctranslate2_export import check_exportable, export_ctranslate2
   from training.modes import components_for_inference
   check_exportable(config)
+  weights = weights_fingerprint(config)  # before restoring: the state the export is made from
   c = components if components is not None else components_for_inference(config)
-  return export_ctranslate2(c, directory, checkpoint=f"step {int(c.step.numpy())}")
+  return export_ctranslate2(c, directory, checkpoint=f"step {int(c.step.numpy())}",
+                            weights=weights)
+
+
+def weights_fingerprint(config: Config) -> str:
+  """Which weights an inference mode would restore from WORKDIR, read without TensorFlow: the
+  checkpoint state files (latest and best; a new checkpoint changes them), --average_last and
+  whether EMA weights are used (training/components.py restore_for_inference)."""
+  parts = [f"average_last={config.eval.average_last}", f"ema={config.train.ema_decay > 0}"]
+  for kind in ("checkpoints", "best"):
+    path = os.path.join(config.workdir, kind, "checkpoint")
+    if os.path.exists(path):
+      with open(path, encoding="utf-8") as f:
+        parts.append(f"{kind}:{f.read()}")
+  return hashlib.sha1("\n".join(parts).encode("utf-8")).hexdigest()[:16]
+
+
+def _manifest(directory: str) -> dict:
+  path = os.path.join(directory, "auxseq.json")
+  if not os.path.exists(path):
+    return {}
+  with open(path, encoding="utf-8") as f:
+    return json.load(f)
+
+
+def export_is_current(config: Config, directory: str) -> bool:
+  """Whether `directory` holds the weights an inference mode would restore from WORKDIR now."""
+  return _manifest(directory).get("weights") == weights_fingerprint(config)
+
+
+def export_after_training(components) -> str:
+  """After training: WORKDIR/ctranslate2 from the weights just evaluated (best, averaged or
+  EMA), so that `--mode=translate` (engine auto) starts without TensorFlow. '' when off or
+  when the model has no CTranslate2 spec (RNN)."""
+  config = components.config
+  if not config.eval.export_after_training or config.model.model != "transformer":
+    return ""
+  return export(config, os.path.join(config.workdir, "ctranslate2"), components)
 
 
 def export_mode(config: Config) -> dict:
@@ -31,30 +70,37 @@ def export_mode(config: Config) -> dict:
           "quantization": config.eval.quantization}
 
 
-def stale_export_note(workdir: str, directory: str) -> str:
-  """A warning when WORKDIR has checkpoints newer than the step the export was made from
-  ('' otherwise): the directory is reused as it is, never re-exported behind the user's back."""
-  path = os.path.join(directory, "auxseq.json")
-  exported = ""
-  if os.path.exists(path):
-    with open(path, encoding="utf-8") as f:
-      exported = json.load(f).get("checkpoint", "")
-  steps = [int(n[5:-6]) for n in os.listdir(os.path.join(workdir, "checkpoints"))
-           if n.startswith("ckpt-") and n.endswith(".index") and n[5:-6].isdigit()
-           ] if os.path.isdir(os.path.join(workdir, "checkpoints")) else []
-  if not exported.startswith("step ") or not steps or max(steps) <= int(exported[5:]):
+def stale_export_note(config: Config, directory: str) -> str:
+  """A warning when `directory` (WORKDIR/ctranslate2) holds other weights than WORKDIR's
+  checkpoints now give ('' otherwise): it is reused as it is, never re-exported behind the
+  user's back."""
+  manifest = _manifest(directory)
+  if not manifest or manifest.get("weights") == weights_fingerprint(config):
     return ""
-  return (f"{directory} holds the weights of {exported}; {workdir} has checkpoints up to step "
-          f"{max(steps)}: to serve newer weights, export again (--mode=export "
+  return (f"{directory} holds the weights of {manifest.get('checkpoint') or 'an older export'}, "
+          f"not those {config.workdir} gives now (newer checkpoints, or another --average_last "
+          "/ --ema_decay): to serve them, export again (--mode=export "
           "--export_format=ctranslate2)")
 
 
-def serves_without_tensorflow(config: Config) -> bool:
-  """Whether this run is --engine=ctranslate2 translating lines (translate, or evaluate on
-  --input_file) from a CTranslate2 directory that exists: then TensorFlow is never imported."""
+def uses_ctranslate2(config: Config) -> bool:
+  """The engine of translate/evaluate: `ctranslate2` when asked, and under `auto` for
+  --mode=translate of plain text when WORKDIR/ctranslate2 (or --ctranslate2_dir) is current;
+  TensorFlow otherwise (evaluate's scores stay those of training's own decoder)."""
   cfg = config.eval
-  return (cfg.engine == "ctranslate2" and
-          (config.mode == "translate" or (config.mode == "evaluate" and bool(cfg.input_file))) and
+  if cfg.engine != "auto":
+    return cfg.engine == "ctranslate2"
+  return (config.mode == "translate" and cfg.output_format == "text" and
+          config.model.model == "transformer" and
+          export_is_current(config, default_directory(config)))
+
+
+def serves_without_tensorflow(config: Config) -> bool:
+  """Whether this run translates lines (translate, or evaluate on --input_file) with
+  CTranslate2 from a directory that exists: then TensorFlow is never imported."""
+  return (uses_ctranslate2(config) and
+          (config.mode == "translate" or (config.mode == "evaluate" and
+                                          bool(config.eval.input_file))) and
           os.path.isdir(default_directory(config)))
 
 
@@ -72,7 +118,7 @@ def _engine(config: Config, components=None):
                  directory, config.eval.quantization)
     export(config, directory, components)
   elif not config.eval.ctranslate2_dir:
-    note = stale_export_note(config.workdir, directory)
+    note = stale_export_note(config, directory)
     if note:
       logging.warning(note)
   return Engine(directory)

@@ -34,7 +34,8 @@ _SECTIONS = {
     "eval": ("beam_size", "length_penalty", "max_decode_length", "split", "input_file",
              "output_file", "reference_file", "output_format", "eval_batch_size",
              "max_eval_examples", "inspect_lines", "average_last", "translate_batch_tokens",
-             "export_format", "quantization", "engine", "ctranslate2_dir"),
+             "export_format", "quantization", "engine", "ctranslate2_dir",
+             "export_after_training"),
 }
 
 

@@ -28,8 +28,14 @@ flags.DEFINE_enum("export_format", "savedmodel", ["savedmodel", "ctranslate2"], 
 flags.DEFINE_enum("quantization", "int8", ["int8", "int8_float32", "float32"], "Weight type of "
                   "the CTranslate2 export (int8 and int8_float32 store int8 weights; float32 "
                   "keeps them as trained).")
-flags.DEFINE_enum("engine", "tensorflow", ["tensorflow", "ctranslate2"], "Decoder of "
+flags.DEFINE_enum("engine", "auto", ["auto", "tensorflow", "ctranslate2"], "Decoder of "
                   "--mode=translate and --mode=evaluate: TensorFlow beam search, or CTranslate2 "
-                  "on --ctranslate2_dir (exported first when missing; translations only).")
+                  "on --ctranslate2_dir (exported first when missing; translations only). auto: "
+                  "translate uses WORKDIR/ctranslate2 when it holds the workdir's current "
+                  "weights (start-up without TensorFlow), else TensorFlow; evaluate uses "
+                  "TensorFlow.")
+flags.DEFINE_boolean("export_after_training", True, "--mode=train ends by exporting the "
+                     "scored weights to WORKDIR/ctranslate2 (Transformer only), which "
+                     "--mode=translate then serves without loading TensorFlow.")
 flags.DEFINE_string("ctranslate2_dir", "", "CTranslate2 model directory for --engine=ctranslate2 "
                     "(default WORKDIR/ctranslate2).")

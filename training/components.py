@@ -181,7 +181,7 @@ def restore_for_inference(c: Components, which: str = "best") -> str:
   from training import averaging
   averaging.attach_ema(c)
   ckpt = make_checkpoint(c)
-  if c.config.eval.average_last:
+  if c.config.eval.average_last > 1:  # as the final score of --mode=train
     paths = averaging.last_checkpoints(checkpoint_dir(c.config.workdir), c.config.eval.average_last)
     ckpt.read(paths[-1]).expect_partial()  # step and the rest from the newest
     return ",".join(averaging.average_checkpoints(c, paths))

@@ -88,7 +88,25 @@ def train(config: Config) -> dict:
   metrics = _evaluate(c, c.config.eval.split, int(c.step.numpy()), kind="final",
                       checkpoint=best_path or manager.latest_checkpoint,
                       wall_seconds=wall_seconds, **averaged, **host)
+  if distribute.is_chief(strategy):
+    _export_for_serving(c)
   return metrics
+
+
+def _export_for_serving(c) -> None:
+  """WORKDIR/ctranslate2 from the weights just scored (--export_after_training). A failure is a
+  warning: the run itself is saved, and the export directory is replaced atomically or not at
+  all (translate then falls back to TensorFlow)."""
+  from evaluation.ctranslate2_modes import export_after_training
+  start = time.time()
+  try:
+    path = export_after_training(c)
+  except Exception as e:  # pylint: disable=broad-except
+    logging.warning("CTranslate2 export after training failed (%s: %s); --mode=translate will "
+                    "use TensorFlow", type(e).__name__, e)
+    return
+  if path:
+    logging.info("exported %s for --mode=translate in %.1f s", path, time.time() - start)
 
 
 def _restore_for_training(c, ckpt, path: str, fingerprint: str) -> None:

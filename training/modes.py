@@ -4,6 +4,8 @@ import os
 import sys
 from typing import Callable, Dict
 
+from absl import logging
+
 from configs.config import Config
 from configs.errors import UserError
 
@@ -18,8 +20,8 @@ def register_mode(name: str):
 
 
 def needs_tensorflow(config: Config) -> bool:
-  """False only for --engine=ctranslate2 translate (or evaluate on --input_file) with the
-  CTranslate2 directory already there: ctranslate2 and sentencepiece serve it alone."""
+  """False only when CTranslate2 translates (--engine=ctranslate2, or auto with a current
+  export) lines from a directory already there: ctranslate2 and sentencepiece serve it alone."""
   from evaluation.ctranslate2_modes import serves_without_tensorflow
   return not serves_without_tensorflow(config)
 
@@ -76,8 +78,8 @@ def read_evaluation_files(cfg):
 def evaluate_mode(config: Config) -> None:
   from evaluation.scorers import score_corpus
   from training.workdir import append_metrics, atomic_write_text
-  if config.eval.engine == "ctranslate2":
-    from evaluation import ctranslate2_modes
+  from evaluation import ctranslate2_modes
+  if ctranslate2_modes.uses_ctranslate2(config):
     return print_metrics(ctranslate2_modes.evaluate_mode(config))
   from evaluation import evaluate as ev
   c = components_for_inference(config)
@@ -108,9 +110,13 @@ def translate_mode(config: Config) -> None:
   cfg = config.eval
   if cfg.translate_batch_tokens < 0:
     raise UserError(f"--translate_batch_tokens must be >= 0, got {cfg.translate_batch_tokens}")
-  if cfg.engine == "ctranslate2":
-    from evaluation import ctranslate2_modes
+  from evaluation import ctranslate2_modes
+  if ctranslate2_modes.uses_ctranslate2(config):
     return ctranslate2_modes.translate_mode(config)
+  if cfg.engine == "auto":  # an export of older weights is not used: say why start-up is slow
+    note = ctranslate2_modes.stale_export_note(config, ctranslate2_modes.default_directory(config))
+    if note:
+      logging.warning("translating with TensorFlow: %s", note)
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from evaluation import evaluate as ev
   c = components_for_inference(config)

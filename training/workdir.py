@@ -1,11 +1,14 @@
 """The work directory: config.json, compatibility guard, atomic writes, metrics.jsonl."""
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
 import tempfile
 
-from configs.config import Config, to_dict
+from absl import logging
+
+from configs.config import Config, HeadSpec, ModelConfig, to_dict
 from configs.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -62,6 +65,38 @@ def _fingerprint(config_dict: dict) -> dict:
   fingerprint = {key: config_dict.get(key) for key in _FINGERPRINT_KEYS}
   fingerprint["combiner"] = config_dict.get("train", {}).get("combiner")
   return fingerprint
+
+
+def _fields(cls, values: dict) -> dict:
+  names = {f.name for f in dataclasses.fields(cls)}
+  return {k: v for k, v in values.items() if k in names}
+
+
+def inference_config(config: Config) -> Config:
+  """The config an inference mode (evaluate, translate, export, inspect, diagnose) runs with:
+  the model, heads, head modules and EMA setting WORKDIR was trained with (its config.json), so
+  `--mode=translate --workdir=W` needs none of the training flags; flags that say otherwise are
+  overridden, and named in one log line. Unchanged when WORKDIR holds no config.json (the mode
+  then says that nothing was trained there)."""
+  path = os.path.join(config.workdir, CONFIG_FILE)
+  if config.mode == "train" or not os.path.exists(path):
+    return config
+  with open(path, encoding="utf-8") as f:
+    saved = _with_new_defaults(json.load(f), json.loads(json.dumps(to_dict(Config()))))
+  trained = dataclasses.replace(
+      config, model=ModelConfig(**_fields(ModelConfig, saved["model"])),
+      heads=tuple(HeadSpec(h["name"], tuple(tuple(o) for o in h["options"]))
+                  for h in saved["heads"]),
+      head_modules=tuple(saved["head_modules"]),
+      train=dataclasses.replace(config.train, ema_decay=saved["train"]["ema_decay"]))
+  differ = [name for name in ("model", "heads", "head_modules")
+            if getattr(trained, name) != getattr(config, name)]
+  if trained.train.ema_decay != config.train.ema_decay:
+    differ.append("ema_decay")
+  if differ:
+    logging.info("--mode=%s uses the %s that %s was trained with (its %s), not the flags'",
+                 config.mode, ", ".join(differ), config.workdir, CONFIG_FILE)
+  return trained
 
 
 def prepare_workdir(config: Config) -> None:

@@ -21,7 +21,7 @@ def trained(tmp_path_factory):
   args = ["--preset=tiny", f"--workdir={root / 'w'}", "--dataset=parallel_text",
           f"--data_dir={data_dir}", "--mix=", "--vocab_size=64", "--heads=",
           "--learning_rate=3e-3", "--beam_size=1", "--max_eval_examples=0"]
-  result = run_main(*args, "--train_steps=250")
+  result = run_main(*args, "--train_steps=250", "--noexport_after_training")
   assert result.returncode == 0, result.stderr[-2000:]
   return root, args, data_dir
 
@@ -72,7 +72,8 @@ def test_translate_mode_reads_stdin_and_files(trained):
   assert exported.returncode == 0, exported.stderr[-2000:]
   assert json.loads(exported.stdout.strip().splitlines()[-1])["quantization"] == "int8"
   lines = open(os.path.join(data_dir, "test2016.en"), encoding="utf-8").read().splitlines()[:8]
-  tf_out = run_main(*args, "--mode=translate", stdin="\n".join(lines) + "\n")
+  tf_out = run_main(*args, "--mode=translate", "--engine=tensorflow",
+                    stdin="\n".join(lines) + "\n")
   ct2_out = run_main(*args, "--mode=translate", "--engine=ctranslate2",
                      f"--ctranslate2_dir={root / 'int8'}", stdin="\n".join(lines) + "\n")
   assert tf_out.returncode == 0 and ct2_out.returncode == 0, ct2_out.stderr[-2000:]
@@ -139,7 +140,43 @@ def test_serving_an_existing_export_never_imports_tensorflow(trained, tmp_path):
   assert (tmp_path / "hyp.txt").read_text(encoding="utf-8").splitlines() == \
       translated.stdout.splitlines()
   # The probe does see TensorFlow where it is needed; both engines agree at beam 1 (float32).
-  by_tf, modules = _run_probed(tmp_path, *args, "--mode=translate", stdin="\n".join(lines) + "\n")
+  by_tf, modules = _run_probed(tmp_path, *args, "--mode=translate", "--engine=tensorflow",
+                               stdin="\n".join(lines) + "\n")
   assert by_tf.returncode == 0 and "tensorflow" in modules
   assert by_tf.stdout.splitlines() == translated.stdout.splitlines()
   assert len(translated.stdout.splitlines()) == 5
+
+
+def test_training_leaves_an_export_that_translate_serves_until_newer_checkpoints(tmp_path):
+  """--export_after_training (default) writes WORKDIR/ctranslate2 from the scored weights;
+  --mode=translate (engine auto) serves it without importing TensorFlow, with the lines of
+  --engine=ctranslate2. After a newer checkpoint the export is stale: translate falls back to
+  TensorFlow and says why; --noexport_after_training left the directory as it was."""
+  data_dir = write_copy_corpus(tmp_path / "copy")
+  args = ["--preset=tiny", f"--workdir={tmp_path / 'w'}", "--dataset=parallel_text",
+          f"--data_dir={data_dir}", "--mix=", "--vocab_size=64", "--heads=", "--beam_size=1",
+          "--max_eval_examples=8", "--eval_every=0", "--checkpoint_every=10"]
+  trained = run_main(*args, "--train_steps=10")
+  assert trained.returncode == 0, trained.stderr[-2000:]
+  manifest_path = tmp_path / "w" / "ctranslate2" / "auxseq.json"
+  manifest = json.loads(manifest_path.read_text())
+  assert manifest["checkpoint"] == "step 10" and manifest["weights"]
+  assert not [p for p in os.listdir(tmp_path / "w") if p.startswith(".ctranslate2-")]
+  lines = "\n".join(open(os.path.join(data_dir, "test2016.en")).read().splitlines()[:4]) + "\n"
+  auto, modules = _run_probed(tmp_path, *args, "--mode=translate", stdin=lines)
+  assert auto.returncode == 0, auto.stderr[-2000:]
+  assert modules == []
+  explicit = run_main(*args, "--mode=translate", "--engine=ctranslate2", stdin=lines)
+  assert explicit.stdout == auto.stdout and len(auto.stdout.splitlines()) == 4
+  resumed = run_main(*args, "--train_steps=20", "--noexport_after_training")
+  assert resumed.returncode == 0, resumed.stderr[-2000:]
+  assert json.loads(manifest_path.read_text()) == manifest
+  stale, modules = _run_probed(tmp_path, *args, "--mode=translate", stdin=lines)
+  assert stale.returncode == 0, stale.stderr[-2000:]
+  assert "tensorflow" in modules
+  assert "translating with TensorFlow" in stale.stderr and "export again" in stale.stderr
+  # Only the workdir and decoding flags: the model and heads come from WORKDIR's config.json.
+  bare = run_main(f"--workdir={tmp_path / 'w'}", "--mode=translate", "--beam_size=1",
+                  "--max_decode_length=40", stdin=lines)
+  assert bare.returncode == 0, bare.stderr[-2000:]
+  assert bare.stdout == stale.stdout

@@ -23,7 +23,8 @@ def test_export_matches_translate(tmp_path, copy_corpus):
   args = tiny_args(workdir, copy_corpus, "--train_steps=30")
   assert run_main(*args).returncode == 0
   sentences = ["apple bird cloud door", "stone tiger umbrella", "river"]
-  translated = run_main(*args, "--mode=translate", stdin="\n".join(sentences) + "\n")
+  translated = run_main(*args, "--mode=translate", "--engine=tensorflow",
+                        stdin="\n".join(sentences) + "\n")
   assert translated.returncode == 0, translated.stderr[-2000:]
   exported = run_main(*args, "--mode=export")
   assert exported.returncode == 0, exported.stderr[-2000:]

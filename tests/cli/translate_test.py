@@ -75,7 +75,7 @@ def test_translate_mode_matches_one_batch_in_input_order(tmp_path, copy_corpus, 
   for fmt in ("text", "jsonl"):
     run = dataclasses.replace(config, mode="translate", eval=dataclasses.replace(
         config.eval, input_file=str(tmp_path / "in.txt"), output_file=str(tmp_path / fmt),
-        output_format=fmt, translate_batch_tokens=12))
+        output_format=fmt, translate_batch_tokens=12, engine="tensorflow"))
     modes.run_mode(run)
     outputs[fmt] = (tmp_path / fmt).read_text(encoding="utf-8").splitlines()
   assert len(batches) == 6 and max(len(b) for b in batches) > 1  # windows of 4, 4, 2 (x 2)

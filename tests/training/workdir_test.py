@@ -5,7 +5,7 @@ import os
 
 import pytest
 
-from configs.config import Config, ModelConfig, TrainConfig
+from configs.config import Config, HeadSpec, ModelConfig, TrainConfig
 from configs.errors import UserError
 from training import workdir as wd
 
@@ -60,3 +60,19 @@ def test_workdir_written_before_a_new_field_resumes(tmp_path):
   sampled = dataclasses.replace(config, data=dataclasses.replace(config.data, subword_alpha=0.2))
   with pytest.raises(UserError, match="different data config"):
     wd.prepare_workdir(sampled)
+
+
+def test_inference_modes_take_the_trained_model_heads_and_ema_from_the_workdir(tmp_path):
+  trained = Config(workdir=str(tmp_path), model=ModelConfig(d_model=32, num_layers=1),
+                   heads=(HeadSpec("price", (("weight", "0.5"),)),), head_modules=("my_heads",),
+                   train=TrainConfig(ema_decay=0.99))
+  wd.prepare_workdir(trained)
+  flags_config = Config(mode="translate", workdir=str(tmp_path))  # no training flags given
+  used = wd.inference_config(flags_config)
+  assert used.model == trained.model and used.heads == trained.heads
+  assert used.head_modules == ("my_heads",) and used.train.ema_decay == 0.99
+  assert used.eval == flags_config.eval and used.train.seed == flags_config.train.seed
+  training_again = dataclasses.replace(flags_config, mode="train")
+  assert wd.inference_config(training_again) is training_again
+  empty = Config(mode="translate", workdir=str(tmp_path / "nothing"))
+  assert wd.inference_config(empty) is empty
