@@ -99,7 +99,9 @@ class TrainConfig:
     combiner: registered loss combiner name.
     checkpoint_every / eval_every / log_every: intervals in steps.
     keep_checkpoints: checkpoints kept by the manager.
-    precision: float32 | mixed_bfloat16 | mixed_float16.
+    precision: auto | float32 | mixed_bfloat16 | mixed_float16; auto = mixed_bfloat16 where
+      bfloat16 is native (AVX512-BF16/AMX CPUs, GPUs >= 8.0), mixed_float16 on older GPUs,
+      float32 on other CPUs (training/hardware.py).
     max_minutes: stop training after this wall time (0 = no limit); a rerun continues.
     on_nonfinite: `stop` (name the loss term, keep the last good checkpoint) or `skip` the step.
     select_metric: validation metric that picks the best checkpoint (direction from the metric).
@@ -154,7 +156,7 @@ class TrainConfig:
   eval_every: int = 0
   log_every: int = 50
   keep_checkpoints: int = 5
-  precision: str = "mixed_bfloat16"
+  precision: str = "auto"
   max_minutes: float = 0.0
   on_nonfinite: str = "stop"
   select_metric: str = "bleu"

@@ -32,6 +32,7 @@ from typing import Iterable, Iterator, List, Sequence, Tuple
 
 from configs.errors import UserError
 from evaluation.ctranslate2_export import MANIFEST, _ct2
+from training import hardware
 
 SUPPRESSED = [["<pad>"], ["<s>"]]
 
@@ -49,14 +50,6 @@ def best_under_gnmt(hypotheses: Sequence[Sequence[str]], scores: Sequence[float]
              key=lambda j: scores[j] / gnmt_penalty(len(hypotheses[j]) + 1, alpha))
 
 
-def _cpuinfo() -> str:
-  try:
-    with open("/proc/cpuinfo", encoding="utf-8") as f:
-      return f.read(8192)
-  except OSError:
-    return ""
-
-
 def compute_type(quantization, cpuinfo: str) -> str:
   """CTranslate2's compute type for an export of `quantization` on the CPU `cpuinfo` describes.
 
@@ -65,9 +58,8 @@ def compute_type(quantization, cpuinfo: str) -> str:
   AMD EPYC host, a small random Transformer: int8 compute 1.88 nats per token from TensorFlow's
   scores, the same int8 weights computed in float32 0.02 (tests/evaluation/
   ctranslate2_export_test.py). Elsewhere the export's own type ("default")."""
-  flags = next((line for line in cpuinfo.splitlines() if line.startswith("flags")), "").split()
-  if (str(quantization).startswith("int8") and flags and
-      not {"avx512_vnni", "avx_vnni"} & set(flags)):
+  flags = hardware.cpu_flags(cpuinfo)
+  if str(quantization).startswith("int8") and flags and not {"avx512_vnni", "avx_vnni"} & flags:
     return "float32"
   return "default"
 
@@ -96,7 +88,7 @@ class Engine:
     with open(path, encoding="utf-8") as f:
       self.manifest = json.load(f)
     self.directory = directory
-    cpuinfo = _cpuinfo()
+    cpuinfo = hardware.cpu_info()
     quantization = self.manifest.get("quantization")
     compute = "float32" if quantization == "float32" else compute_type(quantization, cpuinfo)
     _prefer_mkl_for_float32(compute, cpuinfo)

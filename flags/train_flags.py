@@ -13,9 +13,11 @@ flags.DEFINE_string("combiner", "metabalance", "How losses are combined: fixed, 
                     "default, metabalance with --balance_strategy=shrink --balance_relax=1 "
                     "--balance_target=0.3 --clip_per_term, caps the auxiliary heads' summed "
                     "gradient on each shared tensor at 0.3x translation's.")
-flags.DEFINE_enum("precision", "mixed_bfloat16", ["float32", "mixed_bfloat16", "mixed_float16"],
-                  "Compute precision (mixed_float16 uses loss scaling). The default suits CPUs "
-                  "with AVX512-BF16 and recent GPUs; use float32 elsewhere.")
+flags.DEFINE_enum("precision", "auto", ["auto", "float32", "mixed_bfloat16", "mixed_float16"],
+                  "Compute precision (mixed_float16 uses loss scaling). auto: mixed_bfloat16 "
+                  "where bfloat16 is native (CPUs with AVX512-BF16 or AMX, GPUs of compute "
+                  "capability >= 8.0), mixed_float16 on older GPUs, float32 on other CPUs (there "
+                  "bfloat16 trained 5x slower).")
 flags.DEFINE_bool("jit_compile", False, "XLA-compile the train step; batches are then padded to "
                   "their length bucket (one compile per bucket shape). Off by default: slower "
                   "on this CPU kind (docs/results.md).")

@@ -99,6 +99,9 @@ def build_components(config: Config, inference: bool = False) -> Components:
   `inference`: no combiner, schedule or optimizer (their slots are never read by translate,
   evaluate, export or inspect, so the restore skips them too); model, heads and step as always.
   """
+  from training.hardware import resolve_precision
+  config = dataclasses.replace(config, train=dataclasses.replace(
+      config.train, precision=resolve_precision(config.train.precision)))  # auto -> this host's
   train = config.train
   if train.deterministic:
     tf.config.experimental.enable_op_determinism()

@@ -86,6 +86,12 @@ def _folded_regularisers(train, terms) -> List[str]:
   return [n for n in terms if term_gradients.regularises_translation(get_head_class(n))]
 
 
+def _precision(precision: str) -> str:
+  from training.hardware import resolve_precision  # pylint: disable=import-outside-toplevel
+  resolved = resolve_precision(precision)
+  return resolved if resolved == precision else f"{precision} ({resolved} on this host)"
+
+
 def describe_run(config: Config) -> str:
   """What this run does, in one block: data, mix, heads with every option, combiner, model."""
   data, model, train = config.data, config.model, config.train
@@ -112,7 +118,7 @@ def describe_run(config: Config) -> str:
   per_term = combine.clips_per_term(train, combine.get_combiner_class(train.combiner), terms)
   lines.append(f"  combiner: {train.combiner}{balance}, schedule {train.schedule}, clip_norm "
                f"{train.clip_norm:g}{' per term' if per_term else ''}, precision "
-               f"{train.precision}")
+               f"{_precision(train.precision)}")
   folded = _folded_regularisers(train, terms)
   if folded:
     lines.append(f"  folded:   {', '.join(folded)} (translation's regularisers: in its gradient "

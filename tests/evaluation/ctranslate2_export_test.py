@@ -62,13 +62,14 @@ def test_int8_scores_stay_close(tmp_path):
   """int8 weights change the numbers a little, not the model: within 0.05 nats per token here,
   with the compute type the engine picks for this CPU (float32 arithmetic where the int8
   kernels saturate: 1.88 nats off there without it)."""
-  from evaluation.ctranslate2_engine import _cpuinfo, compute_type
+  from evaluation.ctranslate2_engine import compute_type
+  from training.hardware import cpu_info
   model = _model(True)
   spec = cx.build_spec(model, VOCAB, VOCAB)
   spec.optimize(quantization="int8")
   spec.save(str(tmp_path))
   translator = ctranslate2.Translator(str(tmp_path), device="cpu", intra_threads=1,
-                                      compute_type=compute_type("int8", _cpuinfo()))
+                                      compute_type=compute_type("int8", cpu_info()))
   result = translator.score_batch([[VOCAB[i] for i in SOURCES[0]]],
                                   [[VOCAB[i] for i in TARGETS[0]]])[0]
   reference = _tf_log_probs(model, SOURCES[0], TARGETS[0])

@@ -57,3 +57,28 @@ def test_mixed_bfloat16_runs_every_matmul_in_bfloat16():
   mixed, full = _matmul_dtypes("mixed_bfloat16"), _matmul_dtypes("float32")
   assert set(mixed) == {"bfloat16"} and sum(mixed.values()) >= 40, mixed
   assert set(full) == {"float32"} and sum(full.values()) == sum(mixed.values()), full
+
+
+def test_auto_precision_is_bfloat16_only_where_it_is_native():
+  from training.hardware import resolve_precision
+  avx2 = "vendor_id\t: AuthenticAMD\nflags\t\t: fpu sse2 avx avx2 fma\n"
+  bf16 = avx2.replace("avx2", "avx2 avx512f avx512_bf16")
+  assert resolve_precision("auto", avx2, gpus=[]) == "float32"
+  assert resolve_precision("auto", bf16, gpus=[]) == "mixed_bfloat16"
+  assert resolve_precision("auto", avx2.replace("avx2", "avx2 amx_bf16"), gpus=[]) == \
+      "mixed_bfloat16"
+  assert resolve_precision("auto", "Features\t: fp asimd\n", gpus=[]) == "float32"
+  assert resolve_precision("auto", avx2, gpus=[("GPU:0", (8, 0))]) == "mixed_bfloat16"
+  assert resolve_precision("auto", bf16, gpus=[("GPU:0", (7, 5))]) == "mixed_float16"
+  for given in ("float32", "mixed_bfloat16", "mixed_float16"):
+    assert resolve_precision(given, avx2, gpus=[]) == given  # an explicit choice is kept
+
+
+def test_components_carry_the_resolved_precision(tmp_path, copy_corpus):
+  from training.hardware import resolve_precision
+  config = tiny_config(tmp_path / "w", copy_corpus, False)
+  config = dataclasses.replace(config, train=dataclasses.replace(config.train, precision="auto"))
+  c = build_components(config)
+  assert c.config.train.precision == resolve_precision("auto") != "auto"
+  assert keras.mixed_precision.global_policy().name == c.config.train.precision
+  keras.mixed_precision.set_global_policy("float32")
