@@ -29,7 +29,7 @@ def main(argv):
       from configs import presets
       return print(presets.describe_presets())
     from training.workdir import inference_config
-    config = inference_config(config)  # inference modes restore what WORKDIR trained
+    config = inference_config(config, app_flags.given_flags())  # restore what WORKDIR trained
     from training.modes import needs_tensorflow, run_mode
     listing = app_flags.FLAGS.list_datasets or app_flags.FLAGS.list_heads
     if not listing and not needs_tensorflow(config):  # --engine=ctranslate2, export exists

@@ -43,6 +43,11 @@ def _given(name: str) -> bool:
   return FLAGS[name].present > 0
 
 
+def given_flags() -> frozenset:
+  """The names of the flags given on this command line."""
+  return frozenset(name for name in FLAGS if _given(name))
+
+
 def config_from_flags() -> Config:
   """The Config for this command line (preset first, then explicitly given flags)."""
   try:

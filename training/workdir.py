@@ -8,7 +8,8 @@ import tempfile
 
 from absl import logging
 
-from configs.config import Config, HeadSpec, ModelConfig, to_dict
+from configs.config import (Config, DataConfig, DataSourceConfig, HeadSpec, ModelConfig,
+                            to_dict)
 from configs.errors import UserError
 
 CONFIG_FILE = "config.json"
@@ -72,27 +73,42 @@ def _fields(cls, values: dict) -> dict:
   return {k: v for k, v in values.items() if k in names}
 
 
-def inference_config(config: Config) -> Config:
+# How the run's translations were scored: an inference mode keeps them unless a flag says
+# otherwise (e.g. a preset's --average_last=5 selects the averaged weights).
+_DECODING_FIELDS = ("average_last", "beam_size", "length_penalty", "max_decode_length")
+
+
+def inference_config(config: Config, given=frozenset()) -> Config:
   """The config an inference mode (evaluate, translate, export, inspect, diagnose) runs with:
-  the model, heads, head modules and EMA setting WORKDIR was trained with (its config.json), so
-  `--mode=translate --workdir=W` needs none of the training flags; flags that say otherwise are
-  overridden, and named in one log line. Unchanged when WORKDIR holds no config.json (the mode
-  then says that nothing was trained there)."""
+  the model, data, heads, head modules and EMA setting WORKDIR was trained with (its
+  config.json), so `--mode=translate --workdir=W` needs none of the training flags, the
+  vocabulary is always the workdir's (another --joint_vocab would otherwise prepare data and
+  train a tokenizer there) and `--mode=evaluate --split` scores the data the model learned
+  (other data: --input_file / --reference_file). Flags that say otherwise are overridden and
+  named in one log line. The decoding settings the run was scored with (`_DECODING_FIELDS`)
+  are kept too, except those among `given` (the flags given on the command line). Unchanged
+  when WORKDIR holds no config.json (the mode then says that nothing was trained there)."""
   path = os.path.join(config.workdir, CONFIG_FILE)
   if config.mode == "train" or not os.path.exists(path):
     return config
   with open(path, encoding="utf-8") as f:
     saved = _with_new_defaults(json.load(f), json.loads(json.dumps(to_dict(Config()))))
+  data = dict(_fields(DataConfig, saved["data"]))
+  data["sources"] = tuple(DataSourceConfig(**_fields(DataSourceConfig, source))
+                          for source in data["sources"])
   trained = dataclasses.replace(
       config, model=ModelConfig(**_fields(ModelConfig, saved["model"])),
+      data=DataConfig(**data),
       heads=tuple(HeadSpec(h["name"], tuple(tuple(o) for o in h["options"]))
                   for h in saved["heads"]),
       head_modules=tuple(saved["head_modules"]),
-      train=dataclasses.replace(config.train, ema_decay=saved["train"]["ema_decay"]))
-  differ = [name for name in ("model", "heads", "head_modules")
+      train=dataclasses.replace(config.train, ema_decay=saved["train"]["ema_decay"]),
+      eval=dataclasses.replace(config.eval, **{k: saved["eval"][k] for k in _DECODING_FIELDS
+                                               if k not in given}))
+  differ = [name for name in ("model", "data", "heads", "head_modules")
             if getattr(trained, name) != getattr(config, name)]
-  if trained.train.ema_decay != config.train.ema_decay:
-    differ.append("ema_decay")
+  differ += [k for k in ("ema_decay",) if getattr(trained.train, k) != getattr(config.train, k)]
+  differ += [k for k in _DECODING_FIELDS if getattr(trained.eval, k) != getattr(config.eval, k)]
   if differ:
     logging.info("--mode=%s uses the %s that %s was trained with (its %s), not the flags'",
                  config.mode, ", ".join(differ), config.workdir, CONFIG_FILE)

@@ -5,7 +5,8 @@ import os
 
 import pytest
 
-from configs.config import Config, HeadSpec, ModelConfig, TrainConfig
+from configs.config import (Config, DataConfig, DataSourceConfig, EvalConfig, HeadSpec,
+                            ModelConfig, TrainConfig)
 from configs.errors import UserError
 from training import workdir as wd
 
@@ -62,16 +63,25 @@ def test_workdir_written_before_a_new_field_resumes(tmp_path):
     wd.prepare_workdir(sampled)
 
 
-def test_inference_modes_take_the_trained_model_heads_and_ema_from_the_workdir(tmp_path):
-  trained = Config(workdir=str(tmp_path), model=ModelConfig(d_model=32, num_layers=1),
+def test_inference_modes_take_the_trained_model_data_heads_and_ema_from_the_workdir(tmp_path):
+  data = DataConfig(sources=(DataSourceConfig("parallel_text", "/data/m30k"),
+                             DataSourceConfig("tsv", "/data/listings.tsv", 0.05)),
+                    joint_vocab=False, vocab_size=8000)
+  trained = Config(workdir=str(tmp_path), model=ModelConfig(d_model=32, num_layers=1), data=data,
                    heads=(HeadSpec("price", (("weight", "0.5"),)),), head_modules=("my_heads",),
-                   train=TrainConfig(ema_decay=0.99))
+                   train=TrainConfig(ema_decay=0.99),
+                   eval=EvalConfig(average_last=5, beam_size=5, length_penalty=1.0))
   wd.prepare_workdir(trained)
   flags_config = Config(mode="translate", workdir=str(tmp_path))  # no training flags given
   used = wd.inference_config(flags_config)
-  assert used.model == trained.model and used.heads == trained.heads
+  assert used.model == trained.model and used.heads == trained.heads and used.data == data
   assert used.head_modules == ("my_heads",) and used.train.ema_decay == 0.99
-  assert used.eval == flags_config.eval and used.train.seed == flags_config.train.seed
+  assert used.train.seed == flags_config.train.seed  # the rest of train is this command's
+  assert (used.eval.average_last, used.eval.beam_size, used.eval.length_penalty) == (5, 5, 1.0)
+  assert used.eval.split == flags_config.eval.split
+  beam_given = wd.inference_config(dataclasses.replace(
+      flags_config, eval=EvalConfig(beam_size=1)), given={"beam_size"})
+  assert (beam_given.eval.beam_size, beam_given.eval.average_last) == (1, 5)
   training_again = dataclasses.replace(flags_config, mode="train")
   assert wd.inference_config(training_again) is training_again
   empty = Config(mode="translate", workdir=str(tmp_path / "nothing"))
