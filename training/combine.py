@@ -111,6 +111,12 @@ class Combiner(keras.layers.Layer):
   # `combine_auxiliaries` instead of `combine_tensors` (training/term_gradients.py).
   balances_auxiliaries_together = False
 
+  @classmethod
+  def merges_auxiliaries_with(cls, train) -> bool:
+    """Whether an instance built from TrainConfig `train` has `balances_auxiliaries_together`
+    (asked before any combiner exists, e.g. by the run summary)."""
+    return False
+
   def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
                gradient_space: str = "weights", fold_regularisers: bool = False, **kwargs):
     super().__init__(name=f"combiner_{self.combiner_name}", **kwargs)

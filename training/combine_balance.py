@@ -100,11 +100,19 @@ class MetaBalance(GradientCombiner):
     # task" (per term, K heads could move it K rho times). It needs two gradients per row group
     # instead of one per term (combine_auxiliaries). With --clip_per_term the main term and the
     # auxiliaries' sum are clipped separately (for one auxiliary: exactly per-term clipping).
-    self.balances_auxiliaries_together = strategy == "shrink"
+    self.balances_auxiliaries_together = self._together(strategy)
     self.slots = len(variables)
     self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
                                                               max(self.slots, 1)),
                                  initializer="zeros", trainable=False)
+
+  @staticmethod
+  def _together(strategy: str) -> bool:
+    return strategy == "shrink"
+
+  @classmethod
+  def merges_auxiliaries_with(cls, train) -> bool:
+    return cls._together(train.balance_strategy)
 
   def combine_auxiliaries(self, main_weight, main, auxiliaries, positions):
     """The shrink cap on the auxiliaries' sum (`balances_auxiliaries_together`): main [the main

@@ -75,14 +75,13 @@ def resolved_heads(config: Config) -> List[tuple]:
 
 def _folded_regularisers(train, terms) -> List[str]:
   """The heads whose terms join translation's backward (training/term_gradients.py
-  `folds_regularisers`: metabalance's shrink cap, the joint schedule, translation the main
-  task, --fold_regularisers)."""
-  if not (train.combiner == "metabalance" and train.balance_strategy == "shrink"
-          and train.schedule == "joint" and train.main_task == "translation"
-          and train.fold_regularisers and len(terms) > 1):
-    return []
+  `folds_regularisers`; only the joint schedule combines terms in one step)."""
   from heads.registry import get_head_class  # pylint: disable=import-outside-toplevel
-  from training import term_gradients  # pylint: disable=import-outside-toplevel
+  from training import combine, term_gradients  # pylint: disable=import-outside-toplevel
+  merges = combine.get_combiner_class(train.combiner).merges_auxiliaries_with(train)
+  if not (train.schedule == "joint" and len(terms) > 1 and
+          term_gradients.would_fold(merges, train.main_task, train.fold_regularisers)):
+    return []
   return [n for n in terms if term_gradients.regularises_translation(get_head_class(n))]
 
 

@@ -68,8 +68,13 @@ def folds_regularisers(combiner) -> bool:
   """Whether the main term's backward also carries the regularisers of translation
   (`regularises_translation`) at their fixed weights: with a combiner that balances the
   auxiliaries together, translation as the main task and `--fold_regularisers` on."""
-  return bool(merges_auxiliaries(combiner) == "translation"
-              and getattr(combiner, "fold_regularisers", False))
+  return would_fold(bool(merges_auxiliaries(combiner)), getattr(combiner, "main_task", ""),
+                    getattr(combiner, "fold_regularisers", False))
+
+
+def would_fold(merges: bool, main_task: str, fold_regularisers: bool) -> bool:
+  """`folds_regularisers` from its parts (the run summary asks before a combiner exists)."""
+  return merges and main_task == "translation" and bool(fold_regularisers)
 
 
 def regularises_translation(head) -> bool:
