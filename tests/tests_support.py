@@ -45,3 +45,28 @@ def shared_data_dir_or_skip(name: str) -> str:
     pytest.skip(f"{path} is absent (../shared/data is only beside the repo in CI and dev "
                 f"checkouts)")
   return path
+
+
+def term_components(tmp_path, corpus, heads="price:dropout=0", **train):
+  """Components of the tiny config (listings mixed in, float32) with these heads, for the
+  per-term gradient tests."""
+  from heads.spec import parse_heads_spec  # pylint: disable=import-outside-toplevel
+  from training.components import build_components  # pylint: disable=import-outside-toplevel
+  config = tiny_config(tmp_path / "w", corpus, True, precision="float32", **train)
+  return build_components(dataclasses.replace(config, heads=parse_heads_spec(heads)))
+
+
+def mixed_batches(c, limit=100):
+  """The batches (of the first `limit`) with both listing rows (price) and sentence pairs
+  (translation)."""
+  import numpy as np  # pylint: disable=import-outside-toplevel
+  for batch in c.bundle.train_dataset(512, 0).take(limit):
+    if np.any(np.isfinite(batch["price"].numpy())) and np.any(batch["target_out"].numpy() != 0):
+      yield batch
+
+
+def mixed_batch(c):
+  """The first batch with both listing rows and sentence pairs."""
+  for batch in mixed_batches(c):
+    return batch
+  raise AssertionError("no batch with both listing rows and sentence pairs")

@@ -12,30 +12,15 @@ import pytest
 import tensorflow as tf
 
 from heads.spec import parse_heads_spec
-from tests_support import tiny_config
+from tests_support import mixed_batch as _mixed_batch, mixed_batches as _mixed_batches
+from tests_support import term_components
 from training import term_gradients
 from training.components import build_components
 from training.step import head_losses, make_train_step, trainable_variables
 
 
 def _components(tmp_path, corpus, heads="price:dropout=0", **train):
-  config = tiny_config(tmp_path / "w", corpus, True, precision="float32", **train)
-  return build_components(dataclasses.replace(config, heads=parse_heads_spec(heads)))
-
-
-def _mixed_batches(c, limit=100):
-  """The batches (of the first `limit`) with both listing rows (price) and sentence pairs
-  (translation)."""
-  for batch in c.bundle.train_dataset(512, 0).take(limit):
-    if np.any(np.isfinite(batch["price"].numpy())) and np.any(batch["target_out"].numpy() != 0):
-      yield batch
-
-
-def _mixed_batch(c):
-  """The first batch with both listing rows and sentence pairs."""
-  for batch in _mixed_batches(c):
-    return batch
-  raise AssertionError("no batch with both listing rows and sentence pairs")
+  return term_components(tmp_path, corpus, heads, **train)
 
 
 def _full_batch_gradients(c, batch, variables):
@@ -350,83 +335,3 @@ def test_merged_auxiliaries_with_per_term_clipping_by_hand():
   assert [g.numpy().tolist() for g in combined] == [
       pytest.approx([3.0, 4.0 + 7.0 * scale], rel=1e-5), pytest.approx([2.0 * scale], rel=1e-5),
       pytest.approx([-scale], rel=1e-5)]
-
-
-def _fixed_reference(c, batch, variables):
-  """The `fixed` combiner's gradient: of sum_i w_i loss_i, one pass over the whole batch."""
-  with tf.GradientTape() as tape:
-    outputs = c.model(batch, training=True)
-    losses, weights, _ = head_losses(outputs, c.heads, batch, training=True)
-    total = tf.add_n([weights[n] * losses[n] for n in c.term_names])
-  return tape.gradient(total, variables), losses, weights
-
-
-def test_regularisers_fold_into_translations_backward(tmp_path, copy_corpus):
-  """--fold_regularisers: attention_entropy (reads the cross-attention) joins
-  translation's backward at its weight over translation's; price and domain (encoder summary)
-  stay in the auxiliaries' sum. With a cap that cannot bind the step's gradient is still the
-  fixed combiner's; the keys are the same two, the main one now carrying the regulariser."""
-  c = _components(tmp_path, copy_corpus, "price:dropout=0;domain:weight=0.5;"
-                  "attention_entropy:weight=0.2", combiner="metabalance",
-                  balance_strategy="shrink", balance_relax=1.0, balance_target=1e9,
-                  clip_per_term=False, fold_regularisers=True)
-  assert [term_gradients.regularises_translation(h) for h in c.heads] == [
-      False, False, False, True]
-  assert term_gradients.folds_regularisers(c.combiner)
-  batch = _mixed_batch(c)
-  variables = trainable_variables(c.model, c.heads, c.combiner)
-  grads, losses, weights, _ = term_gradients.term_gradients(
-      c.model, c.heads, (batch,), variables, merge="translation", fold=True)
-  assert set(grads) == {"translation", term_gradients.AUXILIARIES}
-  per_term, _, _, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
-  expected = {"translation": {"translation": 1.0, "attention_entropy": 0.2},
-              term_gradients.AUXILIARIES: {"price": 1.0, "domain": 0.5}}
-  for key, mix in expected.items():
-    for j, v in enumerate(variables):
-      parts = [w * per_term[n][j] for n, w in mix.items() if per_term[n][j] is not None]
-      assert (grads[key][j] is None) == (not parts), (key, v.path)
-      if parts:
-        np.testing.assert_allclose(grads[key][j].numpy(), tf.add_n(parts).numpy(), rtol=1e-4,
-                                   atol=1e-6, err_msg=f"{key} {v.path}")
-  combined, total, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
-  reference, ref_losses, ref_weights = _fixed_reference(c, batch, variables)
-  assert float(total) == pytest.approx(float(tf.add_n(
-      [ref_weights[n] * ref_losses[n] for n in c.term_names])), rel=1e-5)
-  for g, r, v in zip(combined, reference, variables):
-    assert (g is None) == (r is None), v.path
-    if g is not None:
-      np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4,
-                                 atol=1e-6, err_msg=v.path)
-
-
-def test_translation_with_regularisers_only_is_one_backward_and_the_fixed_gradient(
-    tmp_path, copy_corpus):
-  """Translation + attention_entropy under metabalance's shrink cap: folded, the step takes one
-  gradient (nothing left to balance) and it is the fixed combiner's; with
-  --nofold_regularisers the regulariser is capped as an auxiliary (two gradients)."""
-  for fold in (True, False):
-    c = _components(tmp_path / str(fold), copy_corpus, "attention_entropy:weight=0.5",
-                    combiner="metabalance", balance_strategy="shrink", balance_relax=1.0,
-                    balance_target=0.3, clip_per_term=False, fold_regularisers=fold)
-    assert term_gradients.folds_regularisers(c.combiner) == fold
-    batch = next(iter(c.bundle.train_dataset(512, 0)))
-    variables = trainable_variables(c.model, c.heads, c.combiner)
-    grads, losses, weights, _ = term_gradients.term_gradients(
-        c.model, c.heads, (batch,), variables, merge="translation", fold=fold)
-    assert set(grads) == ({"translation"} if fold else
-                          {"translation", term_gradients.AUXILIARIES})
-    if not fold:
-      continue
-    combined, _, used = term_gradients.combine_terms(c.combiner, losses, weights, grads,
-                                                     variables)
-    assert {n: float(u) for n, u in used.items()} == {"translation": 1.0,
-                                                      "attention_entropy": 0.5}
-    reference, _, _ = _fixed_reference(c, batch, variables)
-    for g, r, v in zip(combined, reference, variables):
-      assert (g is None) == (r is None), v.path
-      if g is not None:
-        np.testing.assert_allclose(g.numpy(), tf.convert_to_tensor(r).numpy(), rtol=1e-4,
-                                   atol=1e-6, err_msg=v.path)
-    before = int(c.optimizer.iterations.numpy())
-    result = make_train_step(c.model, c.heads, c.combiner, c.optimizer)(batch)
-    assert bool(result["finite"]) and int(c.optimizer.iterations.numpy()) == before + 1
