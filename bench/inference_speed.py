@@ -85,7 +85,7 @@ def child_tensorflow(args, lines, settings):
     hyps = ev.translate_batches(decode_fn, c.bundle.text_dataset(lines, size),
                                 c.bundle.target_tokenizer, size)
     results.append((beam, alpha, time.perf_counter() - start, hyps))
-  return results, {"precision": config.train.precision}
+  return results, {"precision": c.config.train.precision}  # resolved (auto -> this host's)
 
 
 def child_ctranslate2(args, lines, settings, directory):

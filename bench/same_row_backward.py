@@ -163,7 +163,7 @@ def run(argv=None) -> dict:
   result = {"command": "python bench/same_row_backward.py " + " ".join(argv or sys.argv[1:]),
             "heads": ";".join(h.head_name for h in c.heads),
             "model": {k: getattr(config.model, k) for k in ("d_model", "num_layers", "ffn_dim")},
-            "precision": config.train.precision, "dropout": config.model.dropout,
+            "precision": c.config.train.precision, "dropout": config.model.dropout,
             "max_rel_diff": round(max_rel_diff(check["jacobian"], check["loop"]), 6),
             "sum_rel_diff": round(max_rel_diff([g.sum(axis=0) for g in check["loop"]],
                                                check["sum"]), 6),
