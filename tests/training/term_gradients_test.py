@@ -13,7 +13,7 @@ import tensorflow as tf
 
 from heads.spec import parse_heads_spec
 from tests_support import mixed_batch as _mixed_batch, mixed_batches as _mixed_batches
-from tests_support import term_components
+from tests_support import term_components, tiny_config
 from training import term_gradients
 from training.components import build_components
 from training.step import head_losses, make_train_step, trainable_variables
