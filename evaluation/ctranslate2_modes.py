@@ -9,6 +9,7 @@ from absl import logging
 
 from configs.config import Config
 from configs.errors import UserError
+from evaluation.ctranslate2_export import MANIFEST
 
 
 def default_directory(config: Config) -> str:
@@ -41,7 +42,7 @@ def weights_fingerprint(config: Config) -> str:
 
 
 def _manifest(directory: str) -> dict:
-  path = os.path.join(directory, "auxseq.json")
+  path = os.path.join(directory, MANIFEST)
   if not os.path.exists(path):
     return {}
   with open(path, encoding="utf-8") as f:
