@@ -182,6 +182,7 @@ def run_one(args, row: str, seed: int) -> dict:
                           text=True, cwd=ROOT, check=False).stdout.strip()
   result = {"row": row, "seed": seed, "commit": commit, "test": _price(final),
             "validation": best_validation(records), "wall_s": round(time.time() - start, 1),
+            "precision": result_files.run_precision(workdir),
             "command": " ".join(["main.py"] + command[2:])}
   path = result_path(args, row, seed)
   result_files.write_json(path, result)  # marks the run done: written last

@@ -15,6 +15,16 @@ def write_json(path: str, value: dict) -> None:
   os.replace(path + ".tmp", path)
 
 
+def run_precision(workdir: str) -> str:
+  """The precision a finished run trained in: its config's, with `auto` resolved for this host
+  (the bench runs where its runs ran). Rows recorded before `auto` (2026-12-03) lack the field;
+  they trained in the then default `mixed_bfloat16`."""
+  from training import hardware  # pylint: disable=import-outside-toplevel
+  with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+    precision = json.load(f).get("train", {}).get("precision", "auto")
+  return hardware.resolve_precision(precision)
+
+
 def load_results(rows: Iterable[str], seeds: int,
                  path_of: Callable[[str, int], str]) -> Dict[str, List[dict]]:
   """{row: [result of each seed 1..seeds that has a file]}; rows without any are left out."""

@@ -63,6 +63,10 @@ ROWS = {
     "metabalance shrink 0.1": ["--heads=price", "--combiner=metabalance",
                                "--balance_strategy=shrink", "--balance_relax=1",
                                "--balance_target=0.1"] + NOCLIP,
+    # Gradient combiners over the weights at today's defaults (each term clipped alone).
+    "gcs": ["--heads=price", "--combiner=gcs"],
+    "bloop": ["--heads=price", "--combiner=bloop"],
+    "task_moments": ["--heads=price", "--combiner=task_moments"],
     # The default since 2026-12-02 (the flags' defaults), spelled out.
     "metabalance shrink 0.3 + clip per term": ["--heads=price", "--combiner=metabalance",
                                                "--balance_strategy=shrink", "--balance_relax=1",
@@ -111,6 +115,7 @@ def run_one(args, row: str, seed: int) -> dict:
                           text=True, cwd=ROOT).stdout.strip()
   result = {"row": row, "seed": seed, "setup": args.setup, "steps": args.steps, "commit": commit,
             "test": _scores(final), "validation": _scores(validation),
+            "precision": result_files.run_precision(workdir),
             "wall_s": round(time.time() - start, 1), "command": " ".join(command[1:])}
   path = result_path(args, row, seed)
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -204,11 +209,25 @@ def report(args) -> dict:
     print(f"| {name} | {len(runs)} | {stats.format_ci(cis['bleu'])} | "
           f"{stats.format_ci(cis['chrf'])} | {stats.format_ci(cis['price_accuracy'], 3)} | "
           f"{stats.format_ci(cis['price_macro_f1'], 3)} | {versus} |")
+  precisions = precision_note(results)
+  print(f"\nTrained in: {precisions}")
   if table:
     plot(args, table)
-  summary = {"setup": args.setup, "steps": args.steps, "tuned_static": tuned, "rows": table}
+  summary = {"setup": args.setup, "steps": args.steps, "tuned_static": tuned, "rows": table,
+             "precisions": precisions}
   print(json.dumps(summary))
   return summary
+
+
+def precision_note(results: Dict[str, List[dict]]) -> str:
+  """Which rows (seeds) trained in which precision; runs recorded before the field existed
+  trained in the then default mixed_bfloat16."""
+  by_precision: Dict[str, List[str]] = {}
+  for row, runs in results.items():
+    for precision in sorted({r.get("precision", "mixed_bfloat16") for r in runs}):
+      seeds = [r["seed"] for r in runs if r.get("precision", "mixed_bfloat16") == precision]
+      by_precision.setdefault(precision, []).append(f"{row} {seeds}")
+  return "; ".join(f"{p}: {', '.join(rows)}" for p, rows in sorted(by_precision.items()))
 
 
 def plot(args, table) -> None:

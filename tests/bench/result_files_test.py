@@ -29,3 +29,16 @@ def test_unknown_row_is_one_error_line_and_nothing_runs(tmp_path, capsys):
                                lambda r, s: 1 / 0, str)
   err = capsys.readouterr().err.strip()
   assert code == 2 and err == "error: unknown rows ['zz']; known: a"
+
+
+def test_run_precision_is_the_configs_with_auto_resolved_for_this_host(tmp_path, monkeypatch):
+  from training import hardware  # pylint: disable=import-outside-toplevel
+  for given, expected in (("float32", "float32"), ("mixed_bfloat16", "mixed_bfloat16")):
+    result_files.write_json(str(tmp_path / given / "config.json"), {"train": {"precision": given}})
+    assert result_files.run_precision(str(tmp_path / given)) == expected
+  monkeypatch.setattr(hardware, "_gpus", lambda: [])
+  monkeypatch.setattr(hardware, "cpu_info", lambda: "flags\t: fpu avx2 avx512_bf16\n")
+  result_files.write_json(str(tmp_path / "auto" / "config.json"), {"train": {"precision": "auto"}})
+  assert result_files.run_precision(str(tmp_path / "auto")) == "mixed_bfloat16"
+  monkeypatch.setattr(hardware, "cpu_info", lambda: "flags\t: fpu avx2\n")
+  assert result_files.run_precision(str(tmp_path / "auto")) == "float32"

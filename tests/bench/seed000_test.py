@@ -77,3 +77,10 @@ def test_finished_runs_are_skipped_and_report_pools_seeds(args, monkeypatch, tmp
   assert pcgrad["bleu"]["mean"] == 9.0 and pcgrad["bleu"]["n"] == 2
   assert pcgrad["bootstrap"]["seeds"] == 2 and pcgrad["bootstrap"]["p_value"] < 0.05
   assert (tmp_path / "p.png").stat().st_size > 0
+
+
+def test_precision_note_names_rows_by_precision_and_old_files_as_bfloat16():
+  results = {"joint fixed": [{"seed": 1}, {"seed": 2, "precision": "float32"}],
+             "pcgrad": [{"seed": 1, "precision": "float32"}]}
+  assert seed000.precision_note(results) == (
+      "float32: joint fixed [2], pcgrad [1]; mixed_bfloat16: joint fixed [1]")
