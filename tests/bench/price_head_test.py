@@ -47,6 +47,10 @@ def test_ngram_baseline_separates_the_levels_and_picks_c_on_validation(tmp_path)
   assert result["test"]["majority_baseline"] == pytest.approx(
       np.bincount(test_labels).max() / len(test_labels))
   assert result["train_examples"] == len(splits["train"][0])
+  # The other linear models and the k-fold estimate tell the levels apart as well.
+  assert result["linear_svm"]["test"] == 1.0 and result["complement_nb"]["test"] == 1.0
+  assert result["cv"]["folds"] == 5 and len(result["cv"]["per_fold"]) == 5
+  assert result["cv"]["mean"] == 1.0 and result["cv"]["examples"] == 400
 
 
 def test_best_validation_keeps_the_first_of_equals():
