@@ -140,7 +140,6 @@ def cross_validated(splits: Dict[str, tuple], c: float, folds: int = 5) -> dict:
   """Stratified k-fold accuracy of the baseline (features refitted per fold) over every labelled
   title, train, validation and test together: a less noisy estimate of what the titles' n-grams
   reach than the 500-title test split alone (one binomial standard error there is ~0.022)."""
-  from sklearn.feature_extraction.text import TfidfVectorizer  # pylint: disable=import-outside-toplevel
   from sklearn.linear_model import LogisticRegression  # pylint: disable=import-outside-toplevel
   from sklearn.model_selection import StratifiedKFold, cross_val_score  # pylint: disable=import-outside-toplevel
   from sklearn.pipeline import make_pipeline, make_union  # pylint: disable=import-outside-toplevel

@@ -15,10 +15,13 @@ def write_json(path: str, value: dict) -> None:
   os.replace(path + ".tmp", path)
 
 
+# Result files written before they recorded `precision` (2026-12-03) trained in the then default.
+PRECISION_BEFORE_AUTO = "mixed_bfloat16"
+
+
 def run_precision(workdir: str) -> str:
   """The precision a finished run trained in: its config's, with `auto` resolved for this host
-  (the bench runs where its runs ran). Rows recorded before `auto` (2026-12-03) lack the field;
-  they trained in the then default `mixed_bfloat16`."""
+  (the bench runs where its runs ran)."""
   from training import hardware  # pylint: disable=import-outside-toplevel
   with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
     precision = json.load(f).get("train", {}).get("precision", "auto")

@@ -220,14 +220,15 @@ def report(args) -> dict:
 
 
 def precision_note(results: Dict[str, List[dict]]) -> str:
-  """Which rows (seeds) trained in which precision; runs recorded before the field existed
-  trained in the then default mixed_bfloat16."""
-  by_precision: Dict[str, List[str]] = {}
+  """Which rows (seeds) trained in which precision (`result_files.PRECISION_BEFORE_AUTO` for
+  runs recorded before the field existed)."""
+  by_precision: Dict[str, Dict[str, List[int]]] = {}
   for row, runs in results.items():
-    for precision in sorted({r.get("precision", "mixed_bfloat16") for r in runs}):
-      seeds = [r["seed"] for r in runs if r.get("precision", "mixed_bfloat16") == precision]
-      by_precision.setdefault(precision, []).append(f"{row} {seeds}")
-  return "; ".join(f"{p}: {', '.join(rows)}" for p, rows in sorted(by_precision.items()))
+    for r in runs:
+      precision = r.get("precision", result_files.PRECISION_BEFORE_AUTO)
+      by_precision.setdefault(precision, {}).setdefault(row, []).append(r["seed"])
+  return "; ".join(f"{p}: {', '.join(f'{row} {seeds}' for row, seeds in rows.items())}"
+                   for p, rows in sorted(by_precision.items()))
 
 
 def plot(args, table) -> None:
