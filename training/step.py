@@ -121,6 +121,34 @@ def global_counts(model, heads, batches) -> Dict[str, tf.Tensor]:
   return all_reduce_sum(totals)
 
 
+class ShapeGenericFunction:
+  """A `tf.function` of one batch argument whose first trace already has every batch dimension
+  unknown (None), so every call runs the same graph from the first step on.
+
+  With plain `reduce_retracing`, the first call traces a graph for that batch's exact shapes and
+  only later calls get the shape-generic one. A resumed run's first step then ran a graph that
+  the uninterrupted run never ran for that step, and the two graphs round differently (oneDNN
+  picks kernels by shape; seen on AVX512 hosts): the resumed run was no longer bit-identical.
+  Leaves that are not plain tensors (per-replica values) keep the plain behaviour.
+  """
+
+  def __init__(self, fn, jit_compile: bool = False):
+    self.function = tf.function(fn, jit_compile=jit_compile, reduce_retracing=True)
+    self._generic = False
+
+  def __call__(self, batch):
+    if not self._generic:
+      self._generic = True
+      leaves = tf.nest.flatten(batch)
+      if all(isinstance(t, tf.Tensor) for t in leaves):
+        self.function.get_concrete_function(tf.nest.map_structure(
+            lambda t: tf.TensorSpec([None] * t.shape.rank, t.dtype), batch))
+    return self.function(batch)
+
+  def experimental_get_tracing_count(self) -> int:
+    return self.function.experimental_get_tracing_count()
+
+
 def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False,
                     strategy: tf.distribute.Strategy = None):
   """Returns `step(batch) -> dict of scalars`: loss, loss/<term>, weight/<term>, count/<term>,
@@ -153,7 +181,7 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
     tf.cond(finite, lambda: apply(grads, grad_norm), lambda: tf.constant(False))
     return step_result(total, grad_norm, finite, losses, used, counts)
 
-  return tf.function(step, jit_compile=jit_compile, reduce_retracing=True)
+  return ShapeGenericFunction(step, jit_compile)
 
 
 def gradient_fn(model, heads, combiner, optimizer, variables):
