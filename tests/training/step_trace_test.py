@@ -1,0 +1,26 @@
+"""The train step runs one shape-generic graph from its first call.
+
+A graph traced for one batch's exact shapes rounds differently from the shape-generic one on
+some CPUs (oneDNN picks kernels by shape): when a resumed run's first step ran the former and the
+uninterrupted run the latter, resuming was no longer bit-identical (CI on an AVX512 host,
+tests/cli/resume_test.py). So the step must trace once, generic, whatever shapes come.
+"""
+from tests_support import mixed_batches, term_components
+from training.step import make_train_step
+
+
+def test_step_traces_once_over_batches_of_different_shapes(tmp_path, copy_corpus):
+  c = term_components(tmp_path, copy_corpus)
+  batches, shapes = [], set()
+  for batch in mixed_batches(c):
+    if batch["source"].shape not in shapes:
+      shapes.add(batch["source"].shape)
+      batches.append(batch)
+    if len(batches) == 3:
+      break
+  assert len(batches) == 3, "the stream should give three batch shapes in 100 batches"
+  step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
+  for batch in batches:
+    assert bool(step(batch)["finite"])
+  assert step.experimental_get_tracing_count() == 1
+  assert int(c.optimizer.iterations.numpy()) == 3
