@@ -140,9 +140,10 @@ def multi30k_transformer_heads() -> Config:
   Command: `python main.py --preset=multi30k_transformer_heads --data_dir=../shared/data/multi30k`.
   Measured 2026-12-03 on an AMD host (docs/results.md, issue 18): 3,908 steps in 52 min;
   test2016 cased sacreBLEU 38.11 / chrF 62.12 / TER 46.96, 0.88 below multi30k_transformer's
-  38.98 (a run on a faster day of the same host: the heads' step costs ~1% over translation's in
-  the same run); price accuracy 0.398 (macro-F1 0.402, majority 0.216). With
-  --fold_regularisers: 5,000 steps, 37.93, price 0.392.
+  38.98; price accuracy 0.398 (macro-F1 0.402, majority 0.216). Side by side with
+  multi30k_transformer on one host for 50 minutes (2026-12-04): 2,253 steps against 3,000, test
+  36.91 against 38.47. The step costs 1.28x translation's alone (two backwards over the sentence
+  pairs); --fold_regularisers makes it ~1x but cost ~1.7 BLEU on the default job.
   """
   base = multi30k_transformer()
   data = dataclasses.replace(base.data, sources=base.data.sources + (
