@@ -144,6 +144,10 @@ class TrainConfig:
       translation's backward at their fixed weights instead of being capped with the other
       auxiliaries: one backward instead of two on the sentence pairs, but the regulariser is
       then stronger (off by default: -1.7 BLEU on the default job, docs/results.md).
+    fold_refresh_every: with fold_regularisers, every N optimizer steps translation's and its
+      regularisers' gradients are taken separately (two backwards) and the regularisers' scale
+      is set to the least-squares scalar of the shrink cap on them; the steps between fold them
+      in at that scale (one backward). 0 = no cap: folded at their fixed weights.
   """
   train_steps: int = 1500
   learning_rate: float = 2e-3
@@ -177,6 +181,7 @@ class TrainConfig:
   clip_per_term: bool = True
   gradient_space: str = "weights"
   fold_regularisers: bool = False
+  fold_refresh_every: int = 10
   init_from: str = ""
 
 

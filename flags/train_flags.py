@@ -66,3 +66,7 @@ flags.DEFINE_bool("fold_regularisers", False, "With metabalance's shrink cap, tr
                   "attention_entropy) join translation's backward at their fixed weights instead "
                   "of being capped with the other auxiliaries: one backward instead of two, but "
                   "an uncapped, stronger regulariser (-1.7 BLEU on the default job).")
+flags.DEFINE_integer("fold_refresh_every", 10, "With --fold_regularisers: every N steps take "
+                     "translation's and its regularisers' gradients separately and scale the "
+                     "regularisers by the least-squares scalar of the shrink cap until the next "
+                     "refresh (one backward between refreshes); 0 = fold at fixed weights.")

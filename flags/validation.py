@@ -62,6 +62,7 @@ RANGES: Dict[str, Range] = {
     "accum_steps": Range(1, 65536), "log_grad_stats_every": Range(0, MAX_INT),
     "alternate_ratio": Range(1, MAX_INT), "ema_decay": Range(0, 1, high_open=True),
     "balance_relax": Range(0, 1), "balance_target": Range(0, 1e6, low_open=True),
+    "fold_refresh_every": Range(0, MAX_INT),
     # decoding and evaluation
     "beam_size": Range(1, 1024), "length_penalty": Range(0, 1e6),
     "max_decode_length": Range(1, 1_000_000), "eval_batch_size": Range(1, 1_000_000),

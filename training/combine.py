@@ -73,7 +73,8 @@ def make_combiner(train, term_names, variables=()):
   cls = check_options(train, term_names)
   clip = train.clip_norm if clips_per_term(train, cls, term_names) else 0.0
   kwargs = dict(main_task=train.main_task, term_clip_norm=clip, gradient_space=train.gradient_space,
-                fold_regularisers=train.fold_regularisers)
+                fold_regularisers=train.fold_regularisers,
+                fold_refresh_every=train.fold_refresh_every)
   if cls.needs_variables:
     kwargs["variables"] = list(variables)
     kwargs["relax"] = train.balance_relax
@@ -97,8 +98,11 @@ class Combiner(keras.layers.Layer):
     gradient_space: "weights" (per-term gradients over the shared weights) or "boundary" (at
       the encoder outputs; cheaper, blind to terms on different rows). Gradient combiners only.
     fold_regularisers: translation's regularisers (heads reading its logits or cross-attention)
-      join translation's backward at their fixed weights instead of being balanced; only where
+      join translation's backward instead of being balanced with the auxiliaries; only where
       the auxiliaries are balanced together (`--fold_regularisers`).
+    fold_refresh_every: with fold_regularisers, the regularisers join at a scale refreshed
+      every N steps from separate gradients (`fold_scale`, `refresh_fold_scale`); 0 = at their
+      fixed weights (`--fold_refresh_every`).
   """
   combiner_name = ""
   needs_gradients = False
@@ -118,9 +122,11 @@ class Combiner(keras.layers.Layer):
     return False
 
   def __init__(self, term_names, main_task: str = "translation", term_clip_norm: float = 0.0,
-               gradient_space: str = "weights", fold_regularisers: bool = False, **kwargs):
+               gradient_space: str = "weights", fold_regularisers: bool = False,
+               fold_refresh_every: int = 0, **kwargs):
     super().__init__(name=f"combiner_{self.combiner_name}", **kwargs)
     self.fold_regularisers = bool(fold_regularisers)
+    self.fold_refresh_every = int(fold_refresh_every) if fold_regularisers else 0
     self.term_names = tuple(term_names)
     self.main_task = main_task
     self.term_clip_norm = float(term_clip_norm)

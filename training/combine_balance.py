@@ -105,6 +105,11 @@ class MetaBalance(GradientCombiner):
     self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
                                                               max(self.slots, 1)),
                                  initializer="zeros", trainable=False)
+    if self.balances_auxiliaries_together and self.fold_refresh_every:
+      # --fold_regularisers with a refreshed cap: the scale at which translation's regularisers
+      # join its backward between refreshes (training/term_gradients.py, `REGULARISERS`).
+      self.fold_scale = self.add_weight(name="fold_scale", shape=(), initializer="ones",
+                                        trainable=False)
 
   @staticmethod
   def _together(strategy: str) -> bool:
@@ -135,6 +140,24 @@ class MetaBalance(GradientCombiner):
     column = {k: s for s, k in enumerate(tracked)}
     return [g + (factor[column[k]] * a if k in column else a)
             for k, (g, a) in enumerate(zip(weighted, auxiliaries))]
+
+  def refresh_fold_scale(self, main, regularisers):
+    """The refresh of a capped fold (`--fold_refresh_every`): main [the main term's gradient on
+    each tensor it and the regularisers both reach], regularisers [their gradient, in the main
+    term's units] -> s, stored in `fold_scale`: the scalar whose s * regularisers is closest in
+    least squares to the shrink cap applied to them tensor by tensor with this step's norms,
+    s = sum_k f_k a_k^2 / sum_k a_k^2 (a_k = ||regularisers_k||, f_k = `rescale_factor` of
+    ||main_k|| and a_k; 1 when they have no gradient). Until the next refresh they join the
+    main term's one backward at that scale."""
+    main_norms = tf.stack([tf.norm(g) for g in main])
+    reg_norms = tf.stack([tf.norm(g) for g in regularisers])
+    factor = rescale_factor(main_norms, reg_norms, self.relax, self.strategy, self.target)
+    squares = tf.square(reg_norms)
+    total = tf.reduce_sum(squares)
+    scale = tf.where(total > 0, tf.math.divide_no_nan(tf.reduce_sum(factor * squares), total),
+                     1.0)
+    self.fold_scale.assign(scale)
+    return scale
 
   def combine_tensors(self, losses, weights, grads, positions):
     names = self.term_names

@@ -120,8 +120,10 @@ def describe_run(config: Config) -> str:
                f"{_precision(train.precision)}")
   folded = _folded_regularisers(train, terms)
   if folded:
+    how = (f"at a capped scale refreshed every {train.fold_refresh_every} steps"
+           if train.fold_refresh_every else "at their weights, not capped")
     lines.append(f"  folded:   {', '.join(folded)} (translation's regularisers: in its gradient "
-                 "at their weights, not capped; --fold_regularisers)")
+                 f"{how}; --fold_regularisers)")
   lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
                f"{model.num_layers} layers, dropout {model.dropout:g}")
   return "\n".join(lines)

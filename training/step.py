@@ -165,14 +165,18 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
   gradients = gradient_fn(model, heads, combiner, optimizer, variables)
   apply = apply_fn(combiner, optimizer, variables, strategy)
 
-  def step(batch):
+  refresh_every = (term_gradients.fold_refresh_every(combiner)
+                   if term_gradients.uses_term_gradients(combiner) else 0)
+
+  def step(batch, refresh=False):
     batches = tuple(batch) if isinstance(batch, (tuple, list)) else (batch,)
     if strategy is None:
-      grads, total, losses, used, counts = gradients(batches)
+      grads, total, losses, used, counts = (gradients(batches, refresh) if refresh_every
+                                            else gradients(batches))
     elif term_gradients.uses_term_gradients(combiner) or combiner.combiner_name != "fixed":
       # per-term gradients summed over replicas, combined once (cross-replica context)
       grads, total, losses, used, counts = term_gradients.replicated_combined_gradients(
-          strategy, model, heads, combiner, optimizer, variables, batches)
+          strategy, model, heads, combiner, optimizer, variables, batches, refresh)
     else:  # losses and gradients are partial sums per replica: add them up
       per_replica = strategy.run(gradients, args=(batches,))
       grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
@@ -181,7 +185,29 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
     tf.cond(finite, lambda: apply(grads, grad_norm), lambda: tf.constant(False))
     return step_result(total, grad_norm, finite, losses, used, counts)
 
+  if refresh_every:
+    return RefreshingStep(step, optimizer, refresh_every, jit_compile)
   return ShapeGenericFunction(step, jit_compile)
+
+
+class RefreshingStep:
+  """The train step of a capped fold (`--fold_refresh_every=N`): every N-th optimizer step (by
+  `optimizer.iterations`, so a resumed run refreshes on the same steps) runs the refresh graph,
+  the others the one-backward graph; each is one `ShapeGenericFunction`."""
+
+  def __init__(self, step, optimizer, every: int, jit_compile: bool = False):
+    self.optimizer, self.every = optimizer, int(every)
+    self.refresh = ShapeGenericFunction(lambda batch: step(batch, refresh=True), jit_compile)
+    self.folded = ShapeGenericFunction(lambda batch: step(batch, refresh=False), jit_compile)
+
+  def __call__(self, batch):
+    if int(self.optimizer.iterations.numpy()) % self.every == 0:
+      return self.refresh(batch)
+    return self.folded(batch)
+
+  def experimental_get_tracing_count(self) -> int:
+    return (self.refresh.experimental_get_tracing_count()
+            + self.folded.experimental_get_tracing_count())
 
 
 def gradient_fn(model, heads, combiner, optimizer, variables):
@@ -193,8 +219,8 @@ def gradient_fn(model, heads, combiner, optimizer, variables):
   from training import boundary as boundary_lib, term_gradients
   scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   if term_gradients.uses_term_gradients(combiner):
-    return lambda batches: term_gradients.combined_gradients(
-        model, heads, combiner, optimizer, variables, batches)
+    return lambda batches, refresh=False: term_gradients.combined_gradients(
+        model, heads, combiner, optimizer, variables, batches, refresh)
   if term_gradients.combines_gradients(combiner):  # boundary: one device, one micro-batch
     def boundary(batches):
       with tf.GradientTape() as tape:

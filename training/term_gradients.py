@@ -53,6 +53,9 @@ TRANSLATION_OUTPUTS = (out.LOGITS, out.CROSS_ATTENTION, out.SECOND_PASS)
 # The key, beside the main term's, of the gradient of the weighted sum of every other term when
 # the combiner balances the auxiliaries together (`merges_auxiliaries`).
 AUXILIARIES = "auxiliaries"
+# The key, on a refresh step of a capped fold (`fold_refresh_every`), of the gradient of the
+# folded regularisers' sum, in the main term's units (their weight over the main term's).
+REGULARISERS = "regularisers"
 
 
 def merges_auxiliaries(combiner):
@@ -70,6 +73,14 @@ def folds_regularisers(combiner) -> bool:
   auxiliaries together, translation as the main task and `--fold_regularisers` on."""
   return would_fold(bool(merges_auxiliaries(combiner)), getattr(combiner, "main_task", ""),
                     getattr(combiner, "fold_regularisers", False))
+
+
+def fold_refresh_every(combiner) -> int:
+  """N > 0 when translation's regularisers are folded at a scale refreshed every N steps
+  (`--fold_refresh_every`): the step then needs to know which steps refresh. 0 otherwise."""
+  if not folds_regularisers(combiner):
+    return 0
+  return int(getattr(combiner, "fold_refresh_every", 0))
 
 
 def would_fold(merges: bool, main_task: str, fold_regularisers: bool) -> bool:
@@ -132,7 +143,8 @@ def select_rows(batch, heads):
   return {name: tf.boolean_mask(value, rows) for name, value in batch.items()}
 
 
-def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None, fold=False):
+def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None, fold=False,
+                   fold_scale=None, refresh=False):
   """Each term's gradient over `variables` of its globally normalised loss, summed over
   micro-batches; one forward pass per row group and micro-batch.
 
@@ -143,7 +155,9 @@ def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None
   terms of `regularises_translation` heads are added to the main term, scaled by their weight
   over the main one's (so that the main weight times the main gradient gives each its own
   weight), and left out of the auxiliaries' sum: one backward for a group holding only
-  translation and its regularisers.
+  translation and its regularisers. `fold_scale` (a scalar, with `fold`): the regularisers
+  join at that scale; on a `refresh` step their gradient is returned apart, under
+  `REGULARISERS`, for `combine_terms` to set the scale and add them (two backwards).
 
   Returns ({term: [dense float32 gradient, or None where the term does not reach]},
   losses {term: scalar}, weights {term: float}, counts {term: scalar}).
@@ -153,7 +167,8 @@ def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None
   for batch in batches:
     for group in row_groups(heads).values():
       part, means, group_weights, group_counts = _group_gradients(
-          model, group, select_rows(batch, group), variables, counts, loss_scale, merge, fold)
+          model, group, select_rows(batch, group), variables, counts, loss_scale, merge, fold,
+          fold_scale, refresh)
       for name, grad in part.items():
         grads[name] = grad if name not in grads else [_add(a, b) for a, b in
                                                       zip(grads[name], grad)]
@@ -164,7 +179,8 @@ def term_gradients(model, heads, batches, variables, loss_scale=None, merge=None
   return grads, losses, weights, all_counts
 
 
-def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=None, fold=False):
+def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=None, fold=False,
+                     fold_scale=None, refresh=False):
   """One row group's forward pass: ({key: grads}, {term: normalised loss}, {term: weight},
   {term: global count}). One backward per term from one persistent tape, or with `merge` one
   for the main term (with `fold`, plus translation's regularisers) and one for the weighted sum
@@ -180,9 +196,17 @@ def _group_gradients(model, heads, batch, variables, counts, loss_scale, merge=N
     if merge is not None:
       folded = _folded_terms(heads, targets, weights, merge) if fold else set()
       main = [targets[merge]] if merge in targets else []
-      main += [weights[n] / weights[merge] * targets[n] for n in sorted(folded)]
+      regularisers = [weights[n] / weights[merge] * targets[n] for n in sorted(folded)]
       others = [weights[n] * t for n, t in targets.items() if n != merge and n not in folded]
-      targets = dict({merge: tf.add_n(main)} if main else {},
+      apart = {}
+      if regularisers and fold_scale is not None:
+        if refresh:
+          apart = {REGULARISERS: tf.add_n(regularisers)}
+        else:
+          main.append(tf.cast(fold_scale, tf.float32) * tf.add_n(regularisers))
+      else:
+        main += regularisers
+      targets = dict({merge: tf.add_n(main)} if main else {}, **apart,
                      **({AUXILIARIES: tf.add_n(others)} if others else {}))
   result = {}
   for name, target in targets.items():
@@ -204,21 +228,43 @@ def _folded_terms(heads, terms, weights, main):
   return {n for n in terms if n != main and n.split("/")[0] in regularisers}
 
 
+def _add_refreshed_regularisers(combiner, grads, variables):
+  """A refresh step of a capped fold: sets the combiner's `fold_scale` from the main term's and
+  the regularisers' gradients (`refresh_fold_scale`) and adds the regularisers to the main term
+  at that scale, as the steps until the next refresh do in one backward."""
+  grads = dict(grads)
+  main, regularisers = grads[combiner.main_task], grads.pop(REGULARISERS)
+  both = [j for j, (g, r) in enumerate(zip(main, regularisers))
+          if g is not None and r is not None]
+  scale = combiner.refresh_fold_scale([_dense(main[j], variables[j]) for j in both],
+                                      [_dense(regularisers[j], variables[j]) for j in both])
+  grads[combiner.main_task] = [_add(g, None if r is None else scale * r)
+                               for g, r in zip(main, regularisers)]
+  return grads
+
+
 def _add(a, b):
   if a is None or b is None:
     return b if a is None else a
   return a + b
 
 
-def combined_gradients(model, heads, combiner, optimizer, variables, batches):
+def _fold_scale(combiner):
+  """The scale of the folded regularisers (None: at their fixed weights, or nothing folded)."""
+  return combiner.fold_scale if fold_refresh_every(combiner) else None
+
+
+def combined_gradients(model, heads, combiner, optimizer, variables, batches, refresh=False):
   """The step's gradient from per-term gradients over the weights:
-  (grads, total, losses, used, counts), as step.summed_gradients returns them."""
+  (grads, total, losses, used, counts), as step.summed_gradients returns them. `refresh`: a
+  refresh step of a capped fold (`fold_refresh_every`)."""
   scale = None
   if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
     scale = tf.cast(optimizer.dynamic_scale, tf.float32)  # the optimizer unscales in apply
   grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
                                                   merges_auxiliaries(combiner),
-                                                  folds_regularisers(combiner))
+                                                  folds_regularisers(combiner),
+                                                  _fold_scale(combiner), refresh)
   combined, total, used = combine_terms(combiner, losses, weights, grads, variables)
   if scale is not None:
     combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
@@ -226,7 +272,7 @@ def combined_gradients(model, heads, combiner, optimizer, variables, batches):
 
 
 def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, variables,
-                                  batches):
+                                  batches, refresh=False):
   """`combined_gradients` under a tf.distribute strategy: each replica takes per-term gradients
   of its rows (divided by the global counts), they are summed over replicas, and the combiner
   runs once, in cross-replica context (its state is updated once, on every copy)."""
@@ -238,7 +284,8 @@ def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, v
   def replica(batches):
     grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
                                                     merges_auxiliaries(combiner),
-                                                    folds_regularisers(combiner))
+                                                    folds_regularisers(combiner),
+                                                    _fold_scale(combiner), refresh)
     static.update(weights=weights, reached={n: [g is not None for g in gs]
                                             for n, gs in grads.items()})
     return {n: [g for g in gs if g is not None] for n, gs in grads.items()}, losses, counts
@@ -274,6 +321,8 @@ def combine_terms(combiner, losses, weights, grads, variables):
   """
   names = combiner.term_names
   merged = merges_auxiliaries(combiner)
+  if REGULARISERS in grads:
+    grads = _add_refreshed_regularisers(combiner, grads, variables)
   if AUXILIARIES in grads or (merged is not None and set(grads) == {merged}):
     main = combiner.main_task
     pair = (main, AUXILIARIES)

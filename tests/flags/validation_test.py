@@ -218,8 +218,12 @@ def test_default_job_keeps_its_heads_and_mix():
 
 
 def test_run_summary_names_the_folded_regularisers_only_when_they_are_folded():
+  capped = "at a capped scale refreshed every 10 steps"
+  fixed = "at their weights, not capped"
   cases = ((["--heads=price;coverage;attention_entropy", "--fold_regularisers"],
-            "coverage, attention_entropy"),
+            ("coverage, attention_entropy", capped)),
+           (["--heads=price;attention_entropy", "--fold_regularisers", "--fold_refresh_every=0"],
+            ("attention_entropy", fixed)),
            (["--heads=price;attention_entropy"], None),
            (["--heads=price;attention_entropy", "--fold_regularisers",
              "--balance_strategy=both"], None),
@@ -229,8 +233,8 @@ def test_run_summary_names_the_folded_regularisers_only_when_they_are_folded():
     absl_flags.FLAGS(["main.py", *argv])
     text = preflight.describe_run(app_flags.config_from_flags())
     lines = [line for line in text.splitlines() if line.startswith("  folded:")]
-    assert lines == ([f"  folded:   {folded} (translation's regularisers: in its gradient at "
-                      "their weights, not capped; --fold_regularisers)"] if folded else []), argv
+    assert lines == ([f"  folded:   {folded[0]} (translation's regularisers: in its gradient "
+                      f"{folded[1]}; --fold_regularisers)"] if folded else []), argv
 
 
 def test_run_summary_lists_resolved_options():
