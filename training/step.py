@@ -183,7 +183,10 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
     grad_norm, finite = norm_and_finite(optimizer, grads, total, losses)
     tf.cond(finite, lambda: apply(grads, grad_norm), lambda: tf.constant(False))
-    return step_result(total, grad_norm, finite, losses, used, counts)
+    result = step_result(total, grad_norm, finite, losses, used, counts)
+    if refresh_every:  # the capped fold's current scale, logged with the losses
+      result["fold_scale"] = tf.identity(combiner.fold_scale)
+    return result
 
   if refresh_every:
     return RefreshingStep(step, optimizer, refresh_every, jit_compile)

@@ -165,5 +165,6 @@ def test_capped_fold_refreshes_every_n_steps_and_folds_at_that_scale_between(
     result = step(batch)
     assert bool(result["finite"]) and int(c.optimizer.iterations.numpy()) == i + 1
     scales.append(float(c.combiner.fold_scale))
+    assert float(result["fold_scale"]) == scales[-1]  # logged with the losses
   assert [s != -1.0 for s in scales] == [True, False, True, False]
   assert step.experimental_get_tracing_count() == 2
