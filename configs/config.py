@@ -141,9 +141,10 @@ class TrainConfig:
       weights; terms on different rows meet there) | boundary (the encoder outputs).
     fold_regularisers: with metabalance's shrink cap (the default combiner), translation's
       regularisers (heads reading its logits or cross-attention, e.g. attention_entropy) join
-      translation's backward at their fixed weights instead of being capped with the other
-      auxiliaries: one backward instead of two on the sentence pairs, but the regulariser is
-      then stronger (off by default: -1.7 BLEU on the default job, docs/results.md).
+      translation's backward, capped against translation alone (fold_refresh_every), instead of
+      sharing the other auxiliaries' cap: one backward instead of two on the sentence pairs,
+      but the regulariser is then stronger (off by default: -1.6 BLEU on the default job;
+      on in multi30k_transformer_heads, docs/results.md).
     fold_refresh_every: with fold_regularisers, every N optimizer steps translation's and its
       regularisers' gradients are taken separately (two backwards) and the regularisers' scale
       is set to the least-squares scalar of the shrink cap on them; the steps between fold them

@@ -131,7 +131,10 @@ def multi30k_transformer_heads() -> Config:
 
   Both heads at their own default settings (price weight 1; attention_entropy on the last decoder
   layer, weight 0.01), balanced by the default combiner (metabalance: each auxiliary gradient
-  capped at 0.3x translation's on every shared tensor, each term clipped on its own). Until
+  capped at 0.3x translation's on every shared tensor, each term clipped on its own), with the
+  capped fold (--fold_regularisers, --fold_refresh_every=10): attention_entropy joins
+  translation's one backward at a scale refreshed every 10 steps, so the step costs 1.04x
+  translation's alone instead of 1.28x (docs/results.md, "The capped fold"). Until
   2026-12-03 this preset hand-picked price weight 0.1, because under the old `fixed` combiner
   price at weight 1 cost 13 validation BLEU at step 1000 (docs/results.md). Listing rows carry
   no translation target, so their share of each batch is translation data lost; 5% still shows
@@ -142,14 +145,16 @@ def multi30k_transformer_heads() -> Config:
   test2016 cased sacreBLEU 38.11 / chrF 62.12 / TER 46.96, 0.88 below multi30k_transformer's
   38.98; price accuracy 0.398 (macro-F1 0.402, majority 0.216). Side by side with
   multi30k_transformer on one host for 50 minutes (2026-12-04): 2,253 steps against 3,000, test
-  36.91 against 38.47. The step costs 1.28x translation's alone (two backwards over the sentence
-  pairs); --fold_regularisers makes it ~1x but cost ~1.7 BLEU on the default job.
+  36.91 against 38.47 (not folded: the step cost 1.28x). With the capped fold, side by side for
+  50 minutes (2026-12-04, second pair): 3,143 steps against 3,341, test 38.29 against 38.99
+  (-0.69, paired bootstrap p = 0.07), price accuracy 0.402.
   """
   base = multi30k_transformer()
   data = dataclasses.replace(base.data, sources=base.data.sources + (
       DataSourceConfig("tsv", "", 0.05),))
   heads = (HeadSpec("price"), HeadSpec("attention_entropy"))
-  return dataclasses.replace(base, data=data, heads=heads)
+  train = dataclasses.replace(base.train, fold_regularisers=True)
+  return dataclasses.replace(base, data=data, heads=heads, train=train)
 
 
 @register_preset

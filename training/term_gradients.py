@@ -15,8 +15,10 @@ shrink cap): then a group takes one backward for the main term and one for the w
 its other terms, two at most whatever the number of heads. With `--fold_regularisers` (off by
 default: it made the default job worse, docs/results.md) the regularisers of translation itself
 (heads reading its logits or cross-attention: attention_entropy, coverage, rdrop, ...) join the
-main term's backward at their fixed weights instead (`folds_regularisers`): translation plus an
-attention regulariser then costs one backward, as under `fixed` (docs/balancing.md).
+main term's backward instead (`folds_regularisers`), at a scale refreshed every
+`--fold_refresh_every` steps from their gradient and translation's apart (`REGULARISERS`; 0: at
+their fixed weights): translation plus an attention regulariser then costs one backward, as
+under `fixed`, on all but the refresh steps (docs/balancing.md).
 A row outside a head's rows contributes exactly 0 to its loss (the Head contract masks missing
 labels), so restricting the head to its rows changes neither its sum nor its count
 (tests/training/term_gradients_test.py compares with whole-batch gradients).

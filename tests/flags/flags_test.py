@@ -117,3 +117,16 @@ def test_multi30k_small_is_the_measured_command(parse, tmp_path):
                 "--warmup_steps=2000", "--batch_tokens=4096", "--checkpoint_every=200",
                 "--average_last=5", "--max_minutes=60", "--beam_size=5", "--length_penalty=1.0")
   assert preset == flags
+
+
+def test_multi30k_transformer_heads_is_the_measured_command(parse, tmp_path):
+  """The preset equals the flags of the capped-fold pair in docs/results.md (issue 18), and
+  --nofold_regularisers turns its fold off."""
+  data = f"--data_dir={tmp_path}"
+  preset = parse("--preset=multi30k_transformer_heads", data)
+  flags = parse("--preset=multi30k_transformer", data, "--mix=tsv:0.05",
+                "--heads=price;attention_entropy", "--fold_regularisers",
+                "--fold_refresh_every=10")
+  assert preset == flags
+  assert not parse("--preset=multi30k_transformer_heads", data,
+                   "--nofold_regularisers").train.fold_regularisers
