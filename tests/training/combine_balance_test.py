@@ -76,7 +76,7 @@ def _train(**kwargs):
   fields = dict(combiner="metabalance", main_task="translation", clip_norm=1.0,
                 clip_per_term=False, gradient_space="weights", balance_relax=0.7,
                 balance_strategy="both", balance_target=1.0, schedule="joint",
-                fold_regularisers=True)
+                fold_regularisers=True, fold_refresh_every=10)
   fields.update(kwargs)
   return types.SimpleNamespace(**fields)
 
