@@ -16,6 +16,7 @@ decoder when only translation reads it) get the plain weighted gradient.
 """
 import tensorflow as tf
 
+from training import term_gradients
 from training.combine import register_combiner
 from training.combine_grad import GradientCombiner
 
@@ -105,7 +106,7 @@ class MetaBalance(GradientCombiner):
     self.norms = self.add_weight(name="grad_norm_ema", shape=(len(self.term_names),
                                                               max(self.slots, 1)),
                                  initializer="zeros", trainable=False)
-    if self.balances_auxiliaries_together and self.fold_refresh_every:
+    if term_gradients.fold_refresh_every(self):
       # --fold_regularisers with a refreshed cap: the scale at which translation's regularisers
       # join its backward between refreshes (training/term_gradients.py, `REGULARISERS`).
       self.fold_scale = self.add_weight(name="fold_scale", shape=(), initializer="ones",

@@ -251,9 +251,13 @@ def _add(a, b):
   return a + b
 
 
-def _fold_scale(combiner):
-  """The scale of the folded regularisers (None: at their fixed weights, or nothing folded)."""
-  return combiner.fold_scale if fold_refresh_every(combiner) else None
+def _term_options(combiner, refresh):
+  """`term_gradients`' merge/fold arguments for this combiner: the main task to merge the
+  auxiliaries against, whether translation's regularisers fold, the scale they fold at (None:
+  their fixed weights, or nothing folded) and whether this step refreshes it."""
+  return dict(merge=merges_auxiliaries(combiner), fold=folds_regularisers(combiner),
+              fold_scale=combiner.fold_scale if fold_refresh_every(combiner) else None,
+              refresh=refresh)
 
 
 def combined_gradients(model, heads, combiner, optimizer, variables, batches, refresh=False):
@@ -264,9 +268,7 @@ def combined_gradients(model, heads, combiner, optimizer, variables, batches, re
   if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
     scale = tf.cast(optimizer.dynamic_scale, tf.float32)  # the optimizer unscales in apply
   grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
-                                                  merges_auxiliaries(combiner),
-                                                  folds_regularisers(combiner),
-                                                  _fold_scale(combiner), refresh)
+                                                  **_term_options(combiner, refresh))
   combined, total, used = combine_terms(combiner, losses, weights, grads, variables)
   if scale is not None:
     combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
@@ -285,9 +287,7 @@ def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, v
 
   def replica(batches):
     grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
-                                                    merges_auxiliaries(combiner),
-                                                    folds_regularisers(combiner),
-                                                    _fold_scale(combiner), refresh)
+                                                    **_term_options(combiner, refresh))
     static.update(weights=weights, reached={n: [g is not None for g in gs]
                                             for n, gs in grads.items()})
     return {n: [g for g in gs if g is not None] for n, gs in grads.items()}, losses, counts
