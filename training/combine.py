@@ -112,7 +112,7 @@ class Combiner(keras.layers.Layer):
   balances_magnitude = False  # takes --balance_strategy and --balance_target
   # Balances the auxiliary terms' sum, not each term: the step then takes two gradients per row
   # group (the main term's, the weighted sum of the others'), not one per term, and calls
-  # `combine_auxiliaries` instead of `combine_tensors` (training/term_gradients.py).
+  # `combine_auxiliaries` instead of `combine_tensors` (training/combined_gradients.py).
   balances_auxiliaries_together = False
 
   @classmethod

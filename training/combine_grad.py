@@ -1,7 +1,7 @@
 """Combiners that look at per-loss gradients: over the shared weights (default) or at the
 encoder boundary (`gradient_space="boundary"`).
 
-Over the weights (training/term_gradients.py) the step calls `combine_tensors` with each term's
+Over the weights (training/combined_gradients.py) the step calls `combine_tensors` with each term's
 gradient on every shared weight tensor (those at least two terms reach: encoder, embeddings,
 the decoder when attention regularisers share it with translation); at the boundary, it calls
 `combine_gradients` with {term: flat gradient of that term's normalised loss with respect to

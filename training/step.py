@@ -160,7 +160,8 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
   terms' gradients become the one update is `gradient_fn`'s choice; there is exactly one
   `optimizer.apply` per step, in `apply_fn`.
   """
-  from training import term_gradients  # pylint: disable=import-outside-toplevel
+  # pylint: disable-next=import-outside-toplevel  (both import this module)
+  from training import combined_gradients, term_gradients
   variables = trainable_variables(model, heads, combiner)
   gradients = gradient_fn(model, heads, combiner, optimizer, variables)
   apply = apply_fn(combiner, optimizer, variables, strategy)
@@ -175,7 +176,7 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
                                             else gradients(batches))
     elif term_gradients.uses_term_gradients(combiner) or combiner.combiner_name != "fixed":
       # per-term gradients summed over replicas, combined once (cross-replica context)
-      grads, total, losses, used, counts = term_gradients.replicated_combined_gradients(
+      grads, total, losses, used, counts = combined_gradients.replicated_combined_gradients(
           strategy, model, heads, combiner, optimizer, variables, batches, refresh)
     else:  # losses and gradients are partial sums per replica: add them up
       per_replica = strategy.run(gradients, args=(batches,))
@@ -216,13 +217,14 @@ class RefreshingStep:
 def gradient_fn(model, heads, combiner, optimizer, variables):
   """`batches -> (grads, total, losses, used, counts)` for this combiner: the summed gradient
   of the combined loss (loss-based combiners, the default), per-term gradients over the
-  weights (training/term_gradients.py: gradient combiners, per-term clipping), or per-term
+  weights (training/term_gradients.py, training/combined_gradients.py: gradient combiners,
+  per-term clipping), or per-term
   gradients at the encoder boundary (gradient combiners with `gradient_space="boundary"`)."""
   # pylint: disable-next=import-outside-toplevel  (both import this module)
-  from training import boundary as boundary_lib, term_gradients
+  from training import boundary as boundary_lib, combined_gradients, term_gradients
   scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
   if term_gradients.uses_term_gradients(combiner):
-    return lambda batches, refresh=False: term_gradients.combined_gradients(
+    return lambda batches, refresh=False: combined_gradients.combined_gradients(
         model, heads, combiner, optimizer, variables, batches, refresh)
   if term_gradients.combines_gradients(combiner):  # boundary: one device, one micro-batch
     def boundary(batches):
@@ -235,8 +237,8 @@ def gradient_fn(model, heads, combiner, optimizer, variables):
 
   def summed(batches):
     if len(batches) > 1 and combiner.combiner_name != "fixed":  # combine once, exactly
-      return term_gradients.combined_gradients(model, heads, combiner, optimizer, variables,
-                                               batches)
+      return combined_gradients.combined_gradients(model, heads, combiner, optimizer,
+                                                   variables, batches)
     return summed_gradients(model, heads, combiner, optimizer, variables, batches)
   return summed
 

@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 
 from tests_support import mixed_batch as _mixed_batch, term_components as _components
-from training import term_gradients
+from training import combined_gradients, term_gradients
 from training.step import head_losses, make_train_step, trainable_variables
 
 
@@ -45,7 +45,8 @@ def test_regularisers_fold_into_translations_backward(tmp_path, copy_corpus):
       if parts:
         np.testing.assert_allclose(grads[key][j].numpy(), tf.add_n(parts).numpy(), rtol=1e-4,
                                    atol=1e-6, err_msg=f"{key} {v.path}")
-  combined, total, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  combined, total, _ = combined_gradients.combine_terms(c.combiner, losses, weights, grads,
+                                                        variables)
   reference, ref_losses, ref_weights = _fixed_reference(c, batch, variables)
   assert float(total) == pytest.approx(float(tf.add_n(
       [ref_weights[n] * ref_losses[n] for n in c.term_names])), rel=1e-5)
@@ -74,8 +75,8 @@ def test_translation_with_regularisers_only_is_one_backward_and_the_fixed_gradie
                           {"translation", term_gradients.AUXILIARIES})
     if not fold:
       continue
-    combined, _, used = term_gradients.combine_terms(c.combiner, losses, weights, grads,
-                                                     variables)
+    combined, _, used = combined_gradients.combine_terms(c.combiner, losses, weights, grads,
+                                                         variables)
     assert {n: float(u) for n, u in used.items()} == {"translation": 1.0,
                                                       "attention_entropy": 0.5}
     reference, _, _ = _fixed_reference(c, batch, variables)
@@ -142,7 +143,7 @@ def test_capped_fold_refreshes_every_n_steps_and_folds_at_that_scale_between(
   factor = np.where(reg_norms > 0.3 * main_norms, 0.3 * main_norms / reg_norms, 1.0)
   expected_scale = float(np.sum(factor * reg_norms ** 2) / np.sum(reg_norms ** 2))
   assert 0.0 < expected_scale < 1.0  # the cap binds somewhere, so the test can tell
-  term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  combined_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
   assert float(c.combiner.fold_scale) == pytest.approx(expected_scale, rel=1e-4)
   # between refreshes: one backward, translation + scale * regulariser
   folded, _, _, _ = term_gradients.term_gradients(

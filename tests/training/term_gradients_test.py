@@ -14,7 +14,7 @@ import tensorflow as tf
 from heads.spec import parse_heads_spec
 from tests_support import mixed_batch as _mixed_batch, mixed_batches as _mixed_batches
 from tests_support import term_components, tiny_config
-from training import term_gradients
+from training import combined_gradients, term_gradients
 from training.components import build_components
 from training.step import head_losses, make_train_step, trainable_variables
 
@@ -55,7 +55,7 @@ def test_row_split_gradients_equal_full_batch_gradients(tmp_path, copy_corpus):
                                    atol=1e-6, err_msg=f"{name} {v.path}")
         compared += 1
   assert compared > 20
-  shared = term_gradients.shared_positions(split, tuple(split))
+  shared = combined_gradients.shared_positions(split, tuple(split))
   # translation and price meet on the encoder weights (and the source embedding) ...
   assert any("encoder" in variables[j].path for j in shared)
   # ... where their gradients are not orthogonal: there is something for pcgrad to act on.
@@ -73,7 +73,7 @@ def test_pcgrad_differs_from_fixed_on_row_disjoint_terms(tmp_path, copy_corpus):
   for batch in _mixed_batches(c):  # the first batch whose two terms conflict on shared weights
     grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,),
                                                               variables)
-    shared = term_gradients.shared_positions(grads, names)
+    shared = combined_gradients.shared_positions(grads, names)
     dot = sum(float(tf.reduce_sum(grads["translation"][j] * grads["price"][j])) for j in shared)
     if dot < 0.0:
       break
@@ -81,7 +81,7 @@ def test_pcgrad_differs_from_fixed_on_row_disjoint_terms(tmp_path, copy_corpus):
   results = {}
   for name in ("fixed", "pcgrad"):
     combiner = _combiner(name, names)
-    combined, _, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
+    combined, _, _ = combined_gradients.combine_terms(combiner, losses, weights, grads, variables)
     results[name] = combined
   differ = [j for j in shared
             if not np.allclose(results["fixed"][j].numpy(), results["pcgrad"][j].numpy())]
@@ -105,7 +105,8 @@ def test_fixed_through_term_gradients_equals_the_summed_step(tmp_path, copy_corp
   batch = _mixed_batch(c)
   variables = trainable_variables(c.model, c.heads, c.combiner)
   grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
-  combined, total, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  combined, total, _ = combined_gradients.combine_terms(c.combiner, losses, weights, grads,
+                                                        variables)
   with tf.GradientTape() as tape:
     outputs = c.model(batch, training=True)
     ref_losses, ref_weights, _ = head_losses(outputs, c.heads, batch, training=True)
@@ -125,17 +126,17 @@ def test_per_term_clipping_by_hand():
   untouched; sum (1.8, 2.4). A global clip of the weighted sum (6.6, 8.8) (norm 11) would have
   shrunk b to 2/11 of itself."""
   grads = {"a": [tf.constant([3.0, 4.0])], "b": [tf.constant([0.6, 0.8])]}
-  clipped = term_gradients.clip_terms(grads, {"a": 2.0, "b": 1.0}, 2.0)
+  clipped = combined_gradients.clip_terms(grads, {"a": 2.0, "b": 1.0}, 2.0)
   assert clipped["a"][0].numpy().tolist() == pytest.approx([0.6, 0.8])
   assert clipped["b"][0].numpy().tolist() == pytest.approx([0.6, 0.8])
   combiner = _combiner("fixed", ["a", "b"], term_clip_norm=2.0)
   variables = [tf.Variable([0.0, 0.0])]
   losses = {"a": tf.constant(1.0), "b": tf.constant(1.0)}
-  combined, total, _ = term_gradients.combine_terms(combiner, losses, {"a": 2.0, "b": 1.0},
-                                                    grads, variables)
+  combined, total, _ = combined_gradients.combine_terms(combiner, losses, {"a": 2.0, "b": 1.0},
+                                                        grads, variables)
   assert combined[0].numpy().tolist() == pytest.approx([1.2 + 0.6, 1.6 + 0.8])
   assert float(total) == pytest.approx(3.0)
-  zero = term_gradients.clip_terms({"a": [tf.zeros([2])]}, {"a": 1.0}, 1.0)
+  zero = combined_gradients.clip_terms({"a": [tf.zeros([2])]}, {"a": 1.0}, 1.0)
   assert zero["a"][0].numpy().tolist() == [0.0, 0.0]  # a zero gradient stays zero, not NaN
 
 
@@ -163,7 +164,7 @@ def test_sgd_step_equals_the_combined_gradient(tmp_path, copy_corpus):
   batch = _mixed_batch(c)
   variables = trainable_variables(c.model, c.heads, c.combiner)
   grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
-  expected, _, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  expected, _, _ = combined_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
   before = [v.numpy().copy() for v in variables]
   optimizer = keras.optimizers.SGD(1.0)
   optimizer.build(variables)
@@ -180,12 +181,12 @@ def test_gradnorm_over_the_weights_trains_its_task_weights(tmp_path, copy_corpus
   batch = _mixed_batch(c)
   variables = trainable_variables(c.model, c.heads, c.combiner)
   grads, losses, weights, _ = term_gradients.term_gradients(c.model, c.heads, (batch,), variables)
-  combined, _, _ = term_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
+  combined, _, _ = combined_gradients.combine_terms(c.combiner, losses, weights, grads, variables)
   (position,) = [j for j, v in enumerate(variables) if v is c.combiner.task_weights]
   own = combined[position].numpy()
   # First step: target = mean(G), so d/dw_i sum_j |w_j n_j - target| = sign(G_i - mean) n_i,
   # with n_i = ||g_i|| over the shared weights and opposite signs for the two terms.
-  shared = term_gradients.shared_positions(grads, c.term_names)
+  shared = combined_gradients.shared_positions(grads, c.term_names)
   norms = [float(tf.linalg.global_norm([grads[n][j] for j in shared])) for n in c.term_names]
   assert np.abs(own).tolist() == pytest.approx(norms, rel=1e-4)
   assert own[0] * own[1] < 0
@@ -204,9 +205,9 @@ def test_term_gradients_train_under_mixed_precision(tmp_path, copy_corpus, preci
     variables = trainable_variables(c.model, c.heads, c.combiner)
     if precision == "mixed_float16":
       batch = _mixed_batch(c)
-      scaled, _, _, _, _ = term_gradients.combined_gradients(
+      scaled, _, _, _, _ = combined_gradients.combined_gradients(
           c.model, c.heads, _combiner("pcgrad", c.term_names), c.optimizer, variables, (batch,))
-      plain, _, _, _, _ = term_gradients.combined_gradients(
+      plain, _, _, _, _ = combined_gradients.combined_gradients(
           c.model, c.heads, _combiner("pcgrad", c.term_names), keras.optimizers.SGD(), variables,
           (batch,))
       scale = float(c.optimizer.dynamic_scale)
@@ -278,8 +279,8 @@ def test_shrink_takes_two_gradients_and_equals_fixed_when_the_cap_does_not_bind(
     if parts:
       np.testing.assert_allclose(grads[term_gradients.AUXILIARIES][j].numpy(),
                                  tf.add_n(parts).numpy(), rtol=1e-4, atol=1e-6, err_msg=v.path)
-  combined, total, used = term_gradients.combine_terms(c.combiner, losses, weights, grads,
-                                                       variables)
+  combined, total, used = combined_gradients.combine_terms(c.combiner, losses, weights, grads,
+                                                           variables)
   assert {n: float(u) for n, u in used.items()} == pytest.approx(weights)
   with tf.GradientTape() as tape:
     outputs = c.model(batch, training=True)
@@ -312,7 +313,7 @@ def _merged_toy(term_clip_norm=0.0):
                                         tf.constant([-1.0])]}
   losses = {"translation": tf.constant(1.0), "a": tf.constant(2.0), "b": tf.constant(3.0)}
   weights = {"translation": 1.0, "a": 0.5, "b": 2.0}
-  combined, total, _ = term_gradients.combine_terms(combiner, losses, weights, grads, variables)
+  combined, total, _ = combined_gradients.combine_terms(combiner, losses, weights, grads, variables)
   return combined, total
 
 
