@@ -13,6 +13,7 @@ from typing import List
 import keras
 import tensorflow as tf
 
+from training import distribute
 from training.term_gradients import (AUXILIARIES, REGULARISERS, add_gradients, fold_refresh_every,
                                      folds_regularisers, merges_auxiliaries, term_gradients)
 
@@ -58,8 +59,8 @@ def combined_gradients(model, heads, combiner, optimizer, variables, batches, re
 
 def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, variables,
                                   batches, refresh=False):
-  """`combined_gradients` under a tf.distribute strategy: each replica takes per-term gradients
-  of its rows (divided by the global counts), they are summed over replicas, and the combiner
+  """`combined_gradients` under a tf.distribute strategy, on global batches: each replica takes
+  per-term gradients of its rows (`distribute.replica_rows`, divided by the global counts), they are summed over replicas, and the combiner
   runs once, in cross-replica context (its state is updated once, on every copy)."""
   scale = None
   if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
@@ -67,6 +68,7 @@ def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, v
   static = {}  # trace-time structure: head weights and which gradients are None
 
   def replica(batches):
+    batches = tuple(distribute.replica_rows(b) for b in batches)
     grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
                                                     **_term_options(combiner, refresh))
     static.update(weights=weights, reached={n: [g is not None for g in gs]

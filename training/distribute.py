@@ -35,15 +35,16 @@ def make_strategy(name: str):
   return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def split_batch(strategy, batch: dict):
-  """A global batch as per-replica values: replica i of n gets rows i, i + n, i + 2n, ...
-  (each worker of a multi-worker run reads the same stream and keeps its replicas' rows)."""
-  n = strategy.num_replicas_in_sync
-
-  def rows(context):
-    i = context.replica_id_in_sync_group
-    return {key: value[i::n] for key, value in batch.items()}
-  return strategy.experimental_distribute_values_from_function(rows)
+def replica_rows(batch: dict) -> dict:
+  """Inside `strategy.run`: this replica's rows of the global batch; replica i of n gets rows
+  i, i + n, i + 2n, ... (each worker of a multi-worker run reads the same stream and keeps its
+  replicas' rows). The step takes them itself, so that its argument is the global batch of plain
+  tensors and its one graph is traced for any batch shape from the first call
+  (`step.ShapeGenericFunction`): per-replica values as the argument made a resumed run's first
+  step trace a graph for that batch's exact shapes, which rounds differently on AVX512 hosts."""
+  context = tf.distribute.get_replica_context()
+  n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
+  return {key: value[i::n] for key, value in batch.items()}
 
 
 def scope(strategy):

@@ -57,7 +57,7 @@ def train(config: Config) -> dict:
       warm_start.restore(c, source)  # before the EMA, whose shadows start from the weights
       averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed
   # One plain iterator (checkpointable: resuming restores the data position); under a strategy
-  # each global batch is split between the replicas in _next_batches.
+  # the train step splits each global batch between the replicas (distribute.replica_rows).
   dataset = c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
                                    pad_to_bucket=train_cfg.jit_compile)
   iterator, fingerprint = iter(dataset), pipeline_fingerprint(dataset)
@@ -127,12 +127,10 @@ def _restore_for_training(c, ckpt, path: str, fingerprint: str) -> None:
   logging.info("resumed from %s at step %d", path, int(c.step.numpy()))
 
 
-def _next_batches(iterator, accum_steps: int, strategy=None):
-  """One batch, or a tuple of `accum_steps` micro-batches for one accumulated step; under a
-  strategy, each batch split row-wise (every n-th row) between the n replicas."""
+def _next_batches(iterator, accum_steps: int):
+  """One batch, or a tuple of `accum_steps` micro-batches for one accumulated step (global
+  batches: under a strategy the step splits them, `distribute.replica_rows`)."""
   batches = tuple(next(iterator) for _ in range(accum_steps))
-  if strategy is not None:
-    batches = tuple(distribute.split_batch(strategy, b) for b in batches)
   return batches[0] if accum_steps == 1 else batches
 
 
@@ -147,7 +145,7 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
                       wall_start + 60 * train_cfg.max_minutes if train_cfg.max_minutes else 0.0)
   skipped, sentences = 0, None
   while step < train_cfg.train_steps:
-    batches = _next_batches(iterator, train_cfg.accum_steps, strategy)
+    batches = _next_batches(iterator, train_cfg.accum_steps)
     if grad_stats_fn is not None and (step + 1) % train_cfg.log_grad_stats_every == 0:
       _log_grad_stats(writer, c, grad_stats_fn(batches[0] if isinstance(batches, tuple)
                                                else batches), step + 1)

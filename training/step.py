@@ -11,6 +11,7 @@ import tensorflow as tf
 
 from heads.base import Head, call_head, float32_outputs, safe_mean, scale_gradient
 from model import outputs as out
+from training import distribute
 
 
 def head_view(outputs: Dict, head: Head) -> Dict:
@@ -129,7 +130,9 @@ class ShapeGenericFunction:
   only later calls get the shape-generic one. A resumed run's first step then ran a graph that
   the uninterrupted run never ran for that step, and the two graphs round differently (oneDNN
   picks kernels by shape; seen on AVX512 hosts): the resumed run was no longer bit-identical.
-  Leaves that are not plain tensors (per-replica values) keep the plain behaviour.
+  Under a strategy the argument is the global batch too: the step splits it between the
+  replicas (`distribute.replica_rows`). Leaves that are not plain tensors keep the plain
+  behaviour.
   """
 
   def __init__(self, fn, jit_compile: bool = False):
@@ -179,7 +182,9 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
       grads, total, losses, used, counts = combined_gradients.replicated_combined_gradients(
           strategy, model, heads, combiner, optimizer, variables, batches, refresh)
     else:  # losses and gradients are partial sums per replica: add them up
-      per_replica = strategy.run(gradients, args=(batches,))
+      per_replica = strategy.run(
+          lambda batches: gradients(tuple(distribute.replica_rows(b) for b in batches)),
+          args=(batches,))
       grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
     grad_norm, finite = norm_and_finite(optimizer, grads, total, losses)
