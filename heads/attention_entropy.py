@@ -13,7 +13,9 @@ class EntropyOptions(AttentionOptions):
 
   Defaults differ from the other attention regularisers' (every layer, weight 0.05): measured on
   Multi30k (docs/results.md), entropy on every layer at 0.05 cost 4.6 validation BLEU at step
-  1000, so the default is the last decoder layer at weight 0.01.
+  1000, so the default is the last decoder layer at weight 0.01. On the default job (two seeds,
+  1,500 steps) that lowers the final entropy from 1.75 to 1.63 at a cost of ~0.5 BLEU, and acting
+  in full (--fold_regularisers) to ~0.8 at a cost of ~2.1; weight 0.001 is inert there.
   """
   weight: float = 0.01
   layers: str = "last"
