@@ -42,34 +42,44 @@ def _term_options(combiner, refresh):
               refresh=refresh)
 
 
+def _loss_scale(optimizer):
+  """The dynamic loss scale (float32) under mixed precision, else None. Per-term gradients are
+  taken of scaled losses and unscaled at once; the combined gradient is scaled again, since the
+  optimizer unscales in `apply`."""
+  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
+    return tf.cast(optimizer.dynamic_scale, tf.float32)
+  return None
+
+
+def _scaled(grads, scale):
+  if scale is None:
+    return grads
+  return [None if g is None else g * tf.cast(scale, g.dtype) for g in grads]
+
+
 def combined_gradients(model, heads, combiner, optimizer, variables, batches, refresh=False):
   """The step's gradient from per-term gradients over the weights:
   (grads, total, losses, used, counts), as step.summed_gradients returns them. `refresh`: a
   refresh step of a capped fold (`fold_refresh_every`)."""
-  scale = None
-  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-    scale = tf.cast(optimizer.dynamic_scale, tf.float32)  # the optimizer unscales in apply
+  scale = _loss_scale(optimizer)
   grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
                                                   **_term_options(combiner, refresh))
   combined, total, used = combine_terms(combiner, losses, weights, grads, variables)
-  if scale is not None:
-    combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
-  return combined, total, losses, used, counts
+  return _scaled(combined, scale), total, losses, used, counts
 
 
 def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, variables,
                                   batches, refresh=False):
   """`combined_gradients` under a tf.distribute strategy, on global batches: each replica takes
-  per-term gradients of its rows (`distribute.replica_rows`, divided by the global counts), they are summed over replicas, and the combiner
-  runs once, in cross-replica context (its state is updated once, on every copy)."""
-  scale = None
-  if isinstance(optimizer, keras.optimizers.LossScaleOptimizer):
-    scale = tf.cast(optimizer.dynamic_scale, tf.float32)
+  per-term gradients of its rows (`distribute.replica_rows`, divided by the global counts), they
+  are summed over replicas, and the combiner runs once, in cross-replica context (its state is
+  updated once, on every copy)."""
+  scale = _loss_scale(optimizer)
   static = {}  # trace-time structure: head weights and which gradients are None
 
   def replica(batches):
-    batches = tuple(distribute.replica_rows(b) for b in batches)
-    grads, losses, weights, counts = term_gradients(model, heads, batches, variables, scale,
+    grads, losses, weights, counts = term_gradients(model, heads, distribute.replica_rows(batches),
+                                                    variables, scale,
                                                     **_term_options(combiner, refresh))
     static.update(weights=weights, reached={n: [g is not None for g in gs]
                                             for n, gs in grads.items()})
@@ -83,9 +93,7 @@ def replicated_combined_gradients(strategy, model, heads, combiner, optimizer, v
            for n in summed}
   losses = {n: add(v) for n, v in losses.items()}
   combined, total, used = combine_terms(combiner, losses, static["weights"], grads, variables)
-  if scale is not None:
-    combined = [None if g is None else g * tf.cast(scale, g.dtype) for g in combined]
-  return combined, total, losses, used, {n: first(v) for n, v in counts.items()}
+  return _scaled(combined, scale), total, losses, used, {n: first(v) for n, v in counts.items()}
 
 
 def combine_terms(combiner, losses, weights, grads, variables):

@@ -35,16 +35,16 @@ def make_strategy(name: str):
   return tf.distribute.MultiWorkerMirroredStrategy()
 
 
-def replica_rows(batch: dict) -> dict:
-  """Inside `strategy.run`: this replica's rows of the global batch; replica i of n gets rows
-  i, i + n, i + 2n, ... (each worker of a multi-worker run reads the same stream and keeps its
-  replicas' rows). The step takes them itself, so that its argument is the global batch of plain
-  tensors and its one graph is traced for any batch shape from the first call
+def replica_rows(batches: tuple) -> tuple:
+  """Inside `strategy.run`: this replica's rows of each global (micro-)batch; replica i of n gets
+  rows i, i + n, i + 2n, ... (each worker of a multi-worker run reads the same stream and keeps
+  its replicas' rows). The step takes them itself, so that its argument is the global batch of
+  plain tensors and its one graph is traced for any batch shape from the first call
   (`step.ShapeGenericFunction`): per-replica values as the argument made a resumed run's first
   step trace a graph for that batch's exact shapes, which rounds differently on AVX512 hosts."""
   context = tf.distribute.get_replica_context()
   n, i = context.num_replicas_in_sync, context.replica_id_in_sync_group
-  return {key: value[i::n] for key, value in batch.items()}
+  return tuple({key: value[i::n] for key, value in batch.items()} for batch in batches)
 
 
 def scope(strategy):

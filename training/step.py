@@ -182,9 +182,8 @@ def make_train_step(model, heads, combiner, optimizer, jit_compile: bool = False
       grads, total, losses, used, counts = combined_gradients.replicated_combined_gradients(
           strategy, model, heads, combiner, optimizer, variables, batches, refresh)
     else:  # losses and gradients are partial sums per replica: add them up
-      per_replica = strategy.run(
-          lambda batches: gradients(tuple(distribute.replica_rows(b) for b in batches)),
-          args=(batches,))
+      per_replica = strategy.run(lambda batches: gradients(distribute.replica_rows(batches)),
+                                 args=(batches,))
       grads, total, losses, used, counts = _reduce_replicas(strategy, per_replica)
     grads = [tf.zeros_like(v) if g is None else g for g, v in zip(grads, variables)]
     grad_norm, finite = norm_and_finite(optimizer, grads, total, losses)
@@ -223,8 +222,8 @@ def gradient_fn(model, heads, combiner, optimizer, variables):
   """`batches -> (grads, total, losses, used, counts)` for this combiner: the summed gradient
   of the combined loss (loss-based combiners, the default), per-term gradients over the
   weights (training/term_gradients.py, training/combined_gradients.py: gradient combiners,
-  per-term clipping), or per-term
-  gradients at the encoder boundary (gradient combiners with `gradient_space="boundary"`)."""
+  per-term clipping), or per-term gradients at the encoder boundary (gradient combiners with
+  `gradient_space="boundary"`)."""
   # pylint: disable-next=import-outside-toplevel  (both import this module)
   from training import boundary as boundary_lib, combined_gradients, term_gradients
   scales_loss = isinstance(optimizer, keras.optimizers.LossScaleOptimizer)

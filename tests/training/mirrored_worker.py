@@ -49,7 +49,7 @@ def main(workdir, data_dir, combiner="fixed"):
     batch = {k: v[:-1] for k, v in batch.items()}
   shapes, more = {batch["source"].shape}, []
   for other in stream:  # two more batches of other shapes (odd row counts split unevenly)
-    if other["source"].shape not in shapes and len(more) < 2:
+    if other["source"].shape not in shapes:
       shapes.add(other["source"].shape)
       more.append(other)
     if len(more) == 2:
