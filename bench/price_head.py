@@ -13,6 +13,11 @@ marks it done, so the bench resumes where it stopped.
 
   python bench/price_head.py --only="alone attention" --seeds=3    # run what is missing
   python bench/price_head.py --report                               # baseline + table only
+  python bench/price_head.py --text_columns=name,room_type,neighbourhood --only=alone --seeds=3
+
+With --text_columns other than `name`, the baseline and every row read the listing's text made
+of those columns (`--tsv_text_columns`; same split, same buckets), and their result files go to
+RESULTS/text_<columns>/: a table of its own.
 
 The last stdout line is one JSON object: the baseline and every row's intervals over seeds.
 """
@@ -71,16 +76,30 @@ def parse_args(argv=None):
                       "the embedded one, which every main.py row trains on)")
   parser.add_argument("--buckets", type=int, default=5, help="price buckets (training quantiles)")
   parser.add_argument("--data_cache_dir", default="", help="auxseq's prepared-data cache")
-  return parser.parse_args(argv)
+  parser.add_argument("--text_columns", default="name", help="the listing columns the text is "
+                      "made of (main.py --tsv_text_columns), for the baseline and every row")
+  args = parser.parse_args(argv)
+  if args.text_columns != "name":
+    args.results = os.path.join(args.results, "text_" + _slug(args.text_columns))
+    args.out = os.path.join(args.out, "text_" + _slug(args.text_columns))
+  return args
 
 
-def listings(data_dir: str = "", buckets: int = 5, cache_dir: str = "") -> Dict[str, tuple]:
-  """{split: (titles, bucket ids)} of the priced listings, as the price head sees them: the
+def reader_options(text_columns: str) -> dict:
+  """The tsv reader's options for `text_columns` (none for the title alone: its cache key)."""
+  columns = text_columns.split(",")
+  return {"text_columns": columns} if columns != ["name"] else {}
+
+
+def listings(data_dir: str = "", buckets: int = 5, cache_dir: str = "",
+             text_columns: str = "name") -> Dict[str, tuple]:
+  """{split: (texts, bucket ids)} of the priced listings, as the price head sees them: the
   prepared `tsv` source (md5 split, float32 prices) and the head's edges from its label facts."""
   import tensorflow as tf  # pylint: disable=import-outside-toplevel
   from data import prepare as prep  # pylint: disable=import-outside-toplevel
   from heads.price import PriceOptions, bucketize, price_edges  # pylint: disable=import-outside-toplevel
-  source = prep.prepare("tsv", data_dir, "en", "de", cache_dir or prep.default_cache_dir())
+  source = prep.prepare("tsv", data_dir, "en", "de", cache_dir or prep.default_cache_dir(),
+                        options=reader_options(text_columns))
   edges = tf.constant(price_edges(PriceOptions(buckets=buckets),
                                   np.asarray(source.labels["prices"], np.float64)))
   splits = {}
@@ -163,7 +182,8 @@ def cached_baseline(args) -> dict:
   buckets, C grid and scikit-learn version; else computed (a few minutes) and stored there."""
   import sklearn  # pylint: disable=import-outside-toplevel
   from data import prepare as prep  # pylint: disable=import-outside-toplevel
-  key = {"source": prep.source_key("tsv", args.data_dir, "en", "de"), "buckets": args.buckets,
+  key = {"source": prep.source_key("tsv", args.data_dir, "en", "de",
+                                   reader_options(args.text_columns)), "buckets": args.buckets,
          "c_grid": list(C_GRID), "sklearn": sklearn.__version__, "with": "svm,nb,cv5"}
   path = os.path.join(args.results, "baseline.json")
   if os.path.isfile(path):
@@ -171,7 +191,8 @@ def cached_baseline(args) -> dict:
       stored = json.load(f)
     if stored.get("key") == key:
       return stored["baseline"]
-  baseline = ngram_baseline(listings(args.data_dir, args.buckets, args.data_cache_dir))
+  baseline = ngram_baseline(listings(args.data_dir, args.buckets, args.data_cache_dir,
+                                     args.text_columns))
   result_files.write_json(path, {"key": key, "baseline": baseline})
   return baseline
 
@@ -205,7 +226,8 @@ def run_one(args, row: str, seed: int) -> dict:
   """Trains one (row, seed) with main.py, scores it, writes its result file; returns it."""
   workdir = os.path.join(args.out, _slug(row), f"seed{seed}")
   command = [sys.executable, os.path.join(ROOT, "main.py"), f"--workdir={workdir}",
-             f"--seed={seed}", "--overwrite", *ROWS[row]]
+             f"--seed={seed}", "--overwrite", *ROWS[row],
+             *([f"--tsv_text_columns={args.text_columns}"] if args.text_columns != "name" else [])]
   start = time.time()
   proc = subprocess.run(command, capture_output=True, text=True, cwd=ROOT, check=False)
   if proc.returncode != 0:

@@ -42,6 +42,8 @@ class DataConfig:
       temperature of the sampled segmentations (0 = off: the best segmentation, as everywhere
       else). Samples are seeded by the run's seed and the stream position (data/subword.py).
     subword_nbest: -1 = sample from the whole lattice; n >= 2 = from the n best segmentations.
+    tsv_text_columns: the columns a `tsv` source's text is made of: the first (the listing's
+      title) decides the split, each further non-empty one is appended after " · ".
   """
   sources: Tuple[DataSourceConfig, ...] = (DataSourceConfig(),
                                            DataSourceConfig("tsv", "", 0.15))
@@ -56,6 +58,7 @@ class DataConfig:
   data_cache_dir: str = ""
   subword_alpha: float = 0.0
   subword_nbest: int = -1
+  tsv_text_columns: Tuple[str, ...] = ("name",)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -154,14 +154,24 @@ def _samplers(config: DataConfig, source_tokenizer, target_tokenizer):
 def prepare_sources(config: DataConfig, chief: bool = True) -> List[prep.PreparedSource]:
   """Every configured source from the cache, prepared by streaming when not there."""
   return [prep.prepare(s.dataset, s.data_dir, config.source_lang, config.target_lang,
-                       config.data_cache_dir, chief, log=logging.info) for s in config.sources]
+                       config.data_cache_dir, chief, log=logging.info,
+                       options=reader_options(config, s.dataset)) for s in config.sources]
+
+
+def reader_options(config: DataConfig, dataset: str) -> dict:
+  """The keyword options a source's reader gets from the config (none at their defaults)."""
+  if dataset == "tsv" and tuple(config.tsv_text_columns) != ("name",):
+    return {"text_columns": list(config.tsv_text_columns)}
+  return {}
 
 
 def _signature(config: DataConfig) -> dict:
   """What the workdir's vocabulary and statistics depend on (not batching or the cache's place)."""
   return {"version": INFO_VERSION, "sources": [[s.dataset, s.data_dir] for s in config.sources],
           "langs": [config.source_lang, config.target_lang], "vocab_size": config.vocab_size,
-          "joint_vocab": config.joint_vocab, "max_length": config.max_length}
+          "joint_vocab": config.joint_vocab, "max_length": config.max_length,
+          **({"tsv_text_columns": list(config.tsv_text_columns)}
+             if reader_options(config, "tsv") else {})}
 
 
 def _label_info(prepared) -> dict:

@@ -61,11 +61,15 @@ def files_fingerprint(path: str) -> list:
   return [(f, os.path.getsize(f), int(os.path.getmtime(f))) for f in files]
 
 
-def source_key(reader: str, data_dir: str, source_lang: str, target_lang: str) -> str:
-  """`<reader>_<src>_<tgt>_<12 hex>`: what the prepared files depend on."""
+def source_key(reader: str, data_dir: str, source_lang: str, target_lang: str,
+               options: Optional[dict] = None) -> str:
+  """`<reader>_<src>_<tgt>_<12 hex>`: what the prepared files depend on (the reader's options
+  only when given, so that sources read without any keep their keys)."""
   facts = [FORMAT_VERSION, SHARD_EXAMPLES, PRICE_SAMPLE, reader,
            os.path.abspath(data_dir) if data_dir else "", source_lang, target_lang,
            files_fingerprint(watched_path(reader, data_dir, target_lang))]
+  if options:
+    facts.append(sorted(options.items()))
   digest = hashlib.sha256(json.dumps(facts).encode("utf-8")).hexdigest()[:12]
   return f"{reader}_{source_lang}_{target_lang}_{digest}"
 
@@ -204,9 +208,10 @@ def _shuffle_train(tmp: str, count: int) -> List[str]:
   return names
 
 
-def _build(reader: str, data_dir: str, source_lang: str, target_lang: str, final: str) -> None:
+def _build(reader: str, data_dir: str, source_lang: str, target_lang: str, final: str,
+           options: dict) -> None:
   """Streams the source into a temporary directory beside `final`, then renames it."""
-  rows, reader_stats = registry.get_stream(reader)(data_dir, source_lang, target_lang)
+  rows, reader_stats = registry.get_stream(reader)(data_dir, source_lang, target_lang, **options)
   tmp = tempfile.mkdtemp(prefix=os.path.basename(final) + ".tmp-", dir=os.path.dirname(final))
   try:
     stats = _Stats()
@@ -217,7 +222,8 @@ def _build(reader: str, data_dir: str, source_lang: str, target_lang: str, final
     reader_stats = dict(reader_stats, train_words_histogram={
         "bins": list(WORD_BINS), "counts": stats.words.tolist()})
     info = {"format": FORMAT_VERSION, "reader": reader, "data_dir": data_dir,
-            "source_lang": source_lang, "target_lang": target_lang, "files": files,
+            "source_lang": source_lang, "target_lang": target_lang, "options": options,
+            "files": files,
             "examples": stats.examples, "stats": reader_stats,
             "labels": {"domains": sorted(stats.domains), "prices": stats.prices,
                        "aligned": stats.aligned, "prices_seen": stats.seen_prices}}
@@ -243,11 +249,13 @@ def wait_for(path: str, what: str, timeout: float = WAIT_SECONDS) -> None:
 
 
 def prepare(reader: str, data_dir: str, source_lang: str, target_lang: str,
-            cache_dir: str = "", chief: bool = True, log=print) -> PreparedSource:
+            cache_dir: str = "", chief: bool = True, log=print,
+            options: Optional[dict] = None) -> PreparedSource:
   """The prepared source from the cache, preparing it first if needed (the chief only).
 
   Args:
     reader: registered source name; data_dir, source_lang, target_lang: as for the reader.
+    options: the reader's keyword options (tsv: `text_columns`); part of the cache key.
     cache_dir: where prepared data lives ("" = `default_cache_dir()`).
     chief: False on the other workers of a multi-worker run: they wait for the chief's files.
     log: one line when preparing (not when the cache has the source).
@@ -257,7 +265,8 @@ def prepare(reader: str, data_dir: str, source_lang: str, target_lang: str,
   """
   registry.get_reader(reader)  # unknown names fail before anything is written
   cache_dir = cache_dir or default_cache_dir()
-  final = os.path.join(cache_dir, source_key(reader, data_dir, source_lang, target_lang))
+  options = dict(options or {})
+  final = os.path.join(cache_dir, source_key(reader, data_dir, source_lang, target_lang, options))
   marker = os.path.join(final, "info.json")
   if not os.path.exists(marker):
     if chief:
@@ -265,7 +274,7 @@ def prepare(reader: str, data_dir: str, source_lang: str, target_lang: str,
       log(f"Preparing data from {watched_path(reader, data_dir, target_lang)} ({reader} "
           f"{source_lang}-{target_lang}) into {final}")
       start = time.time()
-      _build(reader, data_dir, source_lang, target_lang, final)
+      _build(reader, data_dir, source_lang, target_lang, final, options)
       log(f"Prepared {final} in {time.time() - start:.1f} s")
     else:
       wait_for(marker, f"{reader} {source_lang}-{target_lang}")

@@ -55,8 +55,8 @@ def get_stream(name: str) -> Callable:
   if name in _STREAMS:
     return _STREAMS[name]
 
-  def whole(data_dir, source_lang, target_lang):
-    splits, stats = get_reader(name)(data_dir, source_lang, target_lang)
+  def whole(data_dir, source_lang, target_lang, **options):
+    splits, stats = get_reader(name)(data_dir, source_lang, target_lang, **options)
     return ((split, row) for split in SPLITS for row in splits.get(split, [])), stats
   return whole
 

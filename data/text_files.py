@@ -8,7 +8,7 @@ import math
 import os
 import re
 import itertools
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from configs.errors import UserError
 from data.registry import (SPLITS, Splits, collect, example, hash_split, register_source,
@@ -207,19 +207,36 @@ def _tsv_path(data_dir: str) -> str:
   return data_dir
 
 
+TSV_FIELD_SEPARATOR = " · "
+
+
+def tsv_header(data_dir: str) -> List[str]:
+  """The column names of the tsv source's file (its first line): for checking flags early."""
+  return next(iter_lines(_tsv_path(data_dir))).split("\t")
+
+
+def check_tsv_columns(path: str, header: Sequence[str], columns: Sequence[str]) -> None:
+  for column in columns:
+    if column not in header:
+      raise UserError(f"{path}:1: no column {column!r} in the header; columns: "
+                      f"{', '.join(header)}")
+
+
 @register_stream("tsv")
-def stream_tsv(data_dir: str, source_lang: str, target_lang: str, text_column: str = "name",
-               price_column: str = "price"):
-  """`read_tsv` as a stream: (iterator of (split, example), stats filled while it runs)."""
+def stream_tsv(data_dir: str, source_lang: str, target_lang: str,
+               text_columns: Sequence[str] = ("name",), price_column: str = "price"):
+  """`read_tsv` as a stream: (iterator of (split, example), stats filled while it runs).
+
+  The text is the first of `text_columns` (a listing's title), then each further non-empty one
+  (e.g. room type, neighbourhood), joined by " · ". The split hashes the first column only, so
+  adding columns keeps every row in its split."""
   del source_lang, target_lang
   path = _tsv_path(data_dir)
   lines = iter_lines(path)
   header = next(lines).split("\t")
-  for column in (text_column, price_column):
-    if column not in header:
-      raise UserError(f"{path}:1: no column {column!r} in the header; columns: "
-                      f"{', '.join(header)}")
-  ti, pi = header.index(text_column), header.index(price_column)
+  check_tsv_columns(path, header, tuple(text_columns) + (price_column,))
+  text_at = [header.index(c) for c in text_columns]
+  pi = header.index(price_column)
   stats = {"rows": 0, "prices_masked": 0, "blank_lines_skipped": 0}
   stats.update({f"{s}_examples": 0 for s in SPLITS})
 
@@ -232,25 +249,26 @@ def stream_tsv(data_dir: str, source_lang: str, target_lang: str, text_column: s
           continue
         raise UserError(f"{path}:{number}: {len(fields)} tab-separated fields, the header has "
                         f"{len(header)}")
-      text = " ".join(fields[ti].split())
-      if not text:
+      parts = [" ".join(fields[i].split()) for i in text_at]
+      if not parts[0]:
         stats["blank_lines_skipped"] += 1
         continue
       price = parse_price(fields[pi])
       stats["rows"] += 1
       stats["prices_masked"] += int(math.isnan(price))
-      split = hash_split(text, 50, 50)
+      split = hash_split(parts[0], 50, 50)
       stats[f"{split}_examples"] += 1
-      yield split, example(text, price=price)
+      yield split, example(TSV_FIELD_SEPARATOR.join(p for p in parts if p), price=price)
     if not stats["train_examples"]:
-      raise UserError(f"{path}: no rows with a non-empty {text_column!r} column")
+      raise UserError(f"{path}: no rows with a non-empty {text_columns[0]!r} column")
   return rows(), stats
 
 
-@register_source("tsv", "tab-separated `name` text + `price` column, no translation (default: "
-                 "the embedded Inside Airbnb Berlin listings, CC BY 4.0)")
-def read_tsv(data_dir: str, source_lang: str, target_lang: str, text_column: str = "name",
+@register_source("tsv", "tab-separated text (`name`, or --tsv_text_columns) + `price` column, "
+                 "no translation (default: the embedded Inside Airbnb Berlin listings, CC BY 4.0)")
+def read_tsv(data_dir: str, source_lang: str, target_lang: str,
+             text_columns: Sequence[str] = ("name",),
              price_column: str = "price") -> Tuple[Splits, dict]:
-  """Text + price rows split 90/5/5 by hash of the text; bad prices become NaN and are counted.
-  Collects `stream_tsv`."""
-  return collect(*stream_tsv(data_dir, source_lang, target_lang, text_column, price_column))
+  """Text + price rows split 90/5/5 by hash of the title; bad prices become NaN and are
+  counted. Collects `stream_tsv`."""
+  return collect(*stream_tsv(data_dir, source_lang, target_lang, text_columns, price_column))

@@ -22,7 +22,7 @@ _SECTIONS = {
               "tie_embeddings", "summary", "rnn_cell"),
     "data": ("source_lang", "target_lang", "vocab_size", "joint_vocab", "batch_tokens",
              "max_length", "tokenizer_sample", "data_cache_dir", "subword_alpha",
-             "subword_nbest"),
+             "subword_nbest", "tsv_text_columns"),
     "train": ("train_steps", "learning_rate", "warmup_steps", "clip_norm", "seed", "deterministic",
               "combiner", "precision", "jit_compile", "on_nonfinite", "checkpoint_every",
               "keep_checkpoints",

@@ -29,3 +29,7 @@ flags.DEFINE_float("subword_alpha", 0.0, "Subword regularisation (Kudo 2018) of 
                    "e.g. 0.1-0.5). Never on validation, evaluation, translation or aligned pairs.")
 flags.DEFINE_integer("subword_nbest", -1, "With --subword_alpha > 0: sample from the whole "
                      "lattice (-1) or from the N best segmentations (N >= 2).")
+flags.DEFINE_list("tsv_text_columns", ["name"], "Columns of a tsv source's file that make its "
+                  "text: the first (the listing's title) decides the split, each further "
+                  "non-empty one is appended after ' · ', e.g. name,room_type,neighbourhood. "
+                  "Accepted: column names of the file's header.")

@@ -136,6 +136,7 @@ def check_data(config: Config) -> None:
       where = "--data_dir=" if i == 0 else f"--mix=tsv:{source.weight:g}:"
       raise UserError(f"{where}{source.data_dir}: no such file; give a .tsv file "
                       "('' = the embedded Inside Airbnb listings)")
+  check_tsv_columns(config)
   if data.data_cache_dir and os.path.isfile(data.data_cache_dir):
     raise UserError(f"--data_cache_dir={data.data_cache_dir}: is a file; give a directory "
                     "('' = ~/.cache/auxseq/data)")
@@ -146,6 +147,25 @@ def check_data(config: Config) -> None:
     raise UserError(f"--batch_tokens={data.batch_tokens}: smaller than one example of "
                     f"--max_length={data.max_length} plus BOS/EOS; give at least "
                     f"{data.max_length + 2}")
+
+
+def check_tsv_columns(config: Config) -> None:
+  """--tsv_text_columns against each tsv source's header (one line read), before any work."""
+  columns = config.data.tsv_text_columns
+  if not columns or not all(c.strip() for c in columns) or len(set(columns)) != len(columns):
+    raise UserError(f"--tsv_text_columns={','.join(columns)}: expected distinct, non-empty "
+                    "column names, the title first, e.g. name,room_type,neighbourhood")
+  if not reads_data(config):
+    return
+  from data.text_files import tsv_header  # pylint: disable=import-outside-toplevel
+  for source in config.data.sources:
+    if source.dataset == "tsv":
+      header = tsv_header(source.data_dir)
+      missing = [c for c in columns if c not in header]
+      if missing:
+        raise UserError(f"--tsv_text_columns={','.join(columns)}: no column {missing[0]!r} in "
+                        f"{source.data_dir or 'the embedded listings'}; columns: "
+                        f"{', '.join(header)}")
 
 
 def check_model(config: Config) -> None:

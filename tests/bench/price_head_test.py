@@ -1,5 +1,6 @@
 """bench/price_head.py: the n-gram baseline on a tiny synthetic TSV (split and buckets as the
 price head's), best-validation pick and the resumable runs (no training here)."""
+import hashlib
 import json
 import os
 
@@ -136,3 +137,37 @@ def test_a_single_seed_reports_no_interval_as_null_not_nan(tmp_path, monkeypatch
     raise AssertionError(f"{constant} in the summary line")
   row = json.loads(last, parse_constant=refuse)["rows"]["alone"]["test_accuracy"]
   assert row == {"mean": 0.39, "half_width": None, "n": 1}
+
+
+def test_text_columns_reach_the_baseline_and_every_row_in_their_own_results(tmp_path, monkeypatch):
+  path = tmp_path / "listings.tsv"
+  # The title says nothing of the price (its level is the md5 of the number); the room column
+  # says all of it.
+  level = [int(hashlib.md5(str(i).encode()).hexdigest(), 16) % 4 for i in range(400)]
+  path.write_text("name\troom\tprice\n" + "".join(
+      f"listing {i}\t{list(WORDS)[k]}\t{list(WORDS.values())[k]:.0f}\n"
+      for i, k in enumerate(level)), encoding="utf-8")
+  cache = str(tmp_path / "cache")
+  titles = price_head.listings(str(path), 4, cache)
+  rich = price_head.listings(str(path), 4, cache, text_columns="name,room")
+  assert rich["test"][0] == [f"{t} · {r.split(' · ')[1]}" for t, r in zip(titles["test"][0],
+                                                                           rich["test"][0])]
+  assert (rich["test"][1] == titles["test"][1]).all()  # same rows, same buckets
+  assert price_head.ngram_baseline(rich, c_grid=(10.0,))["test"]["accuracy"] == 1.0
+  assert price_head.ngram_baseline(titles, c_grid=(10.0,))["test"]["accuracy"] < 0.6
+  args = price_head.parse_args([f"--results={tmp_path}/r", f"--out={tmp_path}/o",
+                                "--text_columns=name,room"])
+  assert args.results == f"{tmp_path}/r/text_name_room"
+  commands = []
+
+  class Stop(Exception):
+    pass
+
+  def record(command, **_):
+    commands.append(command)
+    raise Stop
+  monkeypatch.setattr(price_head.subprocess, "run", record)
+  with pytest.raises(Stop):
+    price_head.run_one(args, "alone", 1)
+  assert "--tsv_text_columns=name,room" in commands[0]
+  assert f"--workdir={tmp_path}/o/text_name_room/alone/seed1" in commands[0]

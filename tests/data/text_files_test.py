@@ -76,7 +76,43 @@ def test_tsv_errors_and_embedded_default(tmp_path):
   assert 0 < len(splits["test"]) < len(splits["train"])
 
 
+def test_tsv_text_columns_append_metadata_and_keep_the_split(tmp_path):
+  rows = ["name\troom\tarea\tprice", "cosy flat\tEntire home\tMitte\t85",
+          "small  room\tPrivate room\t\t40", "\tShared room\tWedding\t20"]
+  path = tmp_path / "listings.tsv"
+  path.write_text("\n".join(rows) + "\n", encoding="utf-8")
+  titles, stats = read_tsv(str(path), "en", "de")
+  rich, rich_stats = read_tsv(str(path), "en", "de", ("name", "room", "area"))
+  # The title first, then each non-empty further column; an empty title skips the row.
+  assert sorted(r["source"] for v in rich.values() for r in v) == [
+      "cosy flat · Entire home · Mitte", "small room · Private room"]
+  assert rich_stats == stats  # same rows, same counts
+  for split in titles:  # the split hashes the title only
+    assert [r["source"] for r in titles[split]] == [
+        r["source"].split(" · ")[0] for r in rich[split]]
+  with pytest.raises(UserError, match=r"listings\.tsv:1: no column 'rooms'"):
+    read_tsv(str(path), "en", "de", ("name", "rooms"))
+
+
 @pytest.mark.parametrize("text,value", [("85", 85.0), ("$1,234.5", 1234.5), ("0", 0.0)])
 def test_parse_price(text, value):
   assert parse_price(text) == value
   assert math.isnan(parse_price("-" + text if text != "0" else "inf"))
+
+
+def test_tsv_text_columns_are_part_of_the_prepared_cache_key(tmp_path):
+  from data import prepare as prep  # pylint: disable=import-outside-toplevel
+  path = tmp_path / "listings.tsv"
+  path.write_text("name\troom\tprice\n" + "".join(
+      f"flat {i}\tEntire home\t{80 + i}\n" for i in range(40)), encoding="utf-8")
+  cache = str(tmp_path / "cache")
+  key = prep.source_key("tsv", str(path), "en", "de")
+  assert prep.source_key("tsv", str(path), "en", "de", {}) == key  # no options: the old key
+  options = {"text_columns": ["name", "room"]}
+  assert prep.source_key("tsv", str(path), "en", "de", options) != key
+  plain = prep.prepare("tsv", str(path), "en", "de", cache, log=lambda _: None)
+  rich = prep.prepare("tsv", str(path), "en", "de", cache, log=lambda _: None, options=options)
+  assert plain.path != rich.path
+  for split in ("train", "validation", "test"):
+    assert [r["source"] + " · Entire home" for r in plain.rows(split)] == [
+        r["source"] for r in rich.rows(split)]

@@ -32,6 +32,8 @@ STRING_CASES = {
                  ["--dataset=tfds", f"--data_dir={ROOT}"],
                  ["--dataset=tsv", f"--data_dir={MISSING}.tsv"]],
     "data_cache_dir": [[f"--data_cache_dir={ROOT / 'main.py'}"]],
+    "tsv_text_columns": [["--tsv_text_columns="], ["--tsv_text_columns=name,room_typo"],
+                         ["--tsv_text_columns=name,name"]],
     "subword_nbest": [["--subword_nbest=0"], ["--subword_nbest=1"],
                       ["--subword_alpha=0.2", "--subword_nbest=1"]],
     "source_lang": [["--source_lang="], ["--source_lang=e n"], ["--source_lang=de"]],
