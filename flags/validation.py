@@ -10,6 +10,7 @@ combinations) in the `check_*` function of its flag group. tests/flags/validatio
 every flag and fails when one has no bad value on record.
 """
 import dataclasses
+import json
 import os
 from typing import Callable, Dict, Mapping
 
@@ -203,8 +204,19 @@ def check_eval(config: Config) -> None:
   parent = os.path.dirname(os.path.abspath(ev.output_file)) if ev.output_file else ""
   if parent and not os.path.isdir(parent):
     raise UserError(f"--output_file={ev.output_file}: directory {parent!r} does not exist")
-  check_averaged(f"--average_last={ev.average_last}", ev.average_last,
-                 config.train.keep_checkpoints)
+  keep = config.train.keep_checkpoints
+  if config.mode != "train":  # an inference mode averages what the trained run kept
+    keep = kept_by_workdir(config.workdir, keep)
+  check_averaged(f"--average_last={ev.average_last}", ev.average_last, keep)
+
+
+def kept_by_workdir(workdir: str, default: int) -> int:
+  """The --keep_checkpoints WORKDIR was trained with (its config.json), else `default`."""
+  try:
+    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
+      return int(json.load(f)["train"]["keep_checkpoints"])
+  except (OSError, ValueError, KeyError, TypeError):
+    return default
 
 
 def check_averaged(given: str, most: int, keep: int) -> None:

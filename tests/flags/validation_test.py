@@ -4,6 +4,7 @@ The walk covers every flag defined in flags/*_flags.py: a flag without a bad val
 (in RANGES, by its type, or in STRING_CASES below) fails test_every_flag_has_bad_values, so a
 new flag cannot skip validation.
 """
+import json
 import pathlib
 import subprocess
 import sys
@@ -152,6 +153,20 @@ def test_good_values_pass():
                     "--train_steps=0", "--eval_every=10", "--early_stop_patience=2",
                     "--average_last=7", "--keep_checkpoints=7"])
   preflight.check_registered(app_flags.config_from_flags())
+
+
+def test_inference_modes_average_what_the_workdir_kept(tmp_path):
+  """--average_last is checked against the --keep_checkpoints the workdir was trained with
+  (its config.json), not the flag's default: a run that kept 20 may average 10 when scored."""
+  (tmp_path / "config.json").write_text(json.dumps({"train": {"keep_checkpoints": 20}}),
+                                        encoding="utf-8")
+  absl_flags.FLAGS(["main.py", "--mode=evaluate", f"--workdir={tmp_path}", "--average_last=10"])
+  assert app_flags.config_from_flags().eval.average_last == 10
+  for argv in (["--mode=evaluate", "--average_last=21"], ["--average_last=10"]):  # train: 5 kept
+    absl_flags.FLAGS.unparse_flags()
+    absl_flags.FLAGS(["main.py", f"--workdir={tmp_path}", *argv])
+    with pytest.raises(UserError, match=r"--average_last=\d+: only the last (20|5) checkpoints"):
+      app_flags.config_from_flags()
 
 
 def test_preset_values_are_checked_and_named():
