@@ -146,8 +146,9 @@ class TrainConfig:
       regularisers (heads reading its logits or cross-attention, e.g. attention_entropy) join
       translation's backward, capped against translation alone (fold_refresh_every), instead of
       sharing the other auxiliaries' cap: one backward instead of two on the sentence pairs,
-      but the regulariser is then stronger (off by default: -1.6 BLEU on the default job;
-      on in multi30k_transformer_heads, docs/results.md).
+      and the regulariser acts against translation alone, so more strongly (on by default
+      since 2026-12-05, with attention_entropy's default weight lowered to 0.003 for it:
+      docs/results.md, issue 18).
     fold_refresh_every: with fold_regularisers, every N optimizer steps translation's and its
       regularisers' gradients are taken separately (two backwards) and the regularisers' scale
       is set to the least-squares scalar of the shrink cap on them; the steps between fold them
@@ -184,7 +185,7 @@ class TrainConfig:
   balance_target: float = 0.3
   clip_per_term: bool = True
   gradient_space: str = "weights"
-  fold_regularisers: bool = False
+  fold_regularisers: bool = True
   fold_refresh_every: int = 10
   init_from: str = ""
 

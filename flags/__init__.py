@@ -57,7 +57,8 @@ def config_from_flags() -> Config:
     raise UserError(f"--preset={FLAGS.preset}: {e}") from None
   updates = {"mode": FLAGS.mode, "workdir": FLAGS.workdir, "overwrite": FLAGS.overwrite}
   for section, names in _SECTIONS.items():
-    given = {n: FLAGS[n].value for n in names if _given(n)}
+    given = {n: tuple(FLAGS[n].value) if isinstance(FLAGS[n].value, list) else FLAGS[n].value
+             for n in names if _given(n)}  # list flags become tuples, as the dataclasses hold
     if given:
       updates[section] = dataclasses.replace(getattr(config, section), **given)
   data = updates.get("data", config.data)

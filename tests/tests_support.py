@@ -70,3 +70,10 @@ def mixed_batch(c):
   for batch in mixed_batches(c):
     return batch
   raise AssertionError("no batch with both listing rows and sentence pairs")
+
+
+def traces_per_graph(step) -> list:
+  """How often each graph of a train step was traced: the capped fold's step holds two (the
+  refresh and the folded step), any other step one."""
+  graphs = [step.refresh, step.folded] if hasattr(step, "folded") else [step]
+  return [g.experimental_get_tracing_count() for g in graphs]

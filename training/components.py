@@ -20,6 +20,7 @@ from heads.registry import get_head_class
 from model.seeding import component_seed
 from model.seq2seq import build_model
 from training import combine, combine_balance, combine_grad  # noqa: F401  (registers them)
+from training import term_gradients
 from training.schedules import InverseSqrtWarmup
 from training.step import compute_losses
 
@@ -125,8 +126,12 @@ def build_components(config: Config, inference: bool = False) -> Components:
   if inference:
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")
     return Components(config, bundle, model, heads, None, None, step, term_names)
+  # Folding needs something to fold: without a regulariser of translation among the built heads
+  # (a weight-0 head is not built) the step stays the unfolded one, bit for bit.
+  fold = train.fold_regularisers and any(term_gradients.regularises_translation(h) for h in heads)
   with component_seed(train.seed, "combiner"):
-    combiner = combine.make_combiner(train, term_names, model.trainable_variables)
+    combiner = combine.make_combiner(dataclasses.replace(train, fold_regularisers=fold),
+                                     term_names, model.trainable_variables)
   from training.step import trainable_variables
   schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
   optimizer = make_optimizer(config, trainable_variables(model, heads, combiner), schedule,

@@ -12,8 +12,8 @@ pass. Within a group the first term costs one backward; every further term on th
 costs one extra backward (e.g. an attention regulariser or the domain head beside translation),
 unless the combiner balances the auxiliaries together (`merges_auxiliaries`: metabalance's
 shrink cap): then a group takes one backward for the main term and one for the weighted sum of
-its other terms, two at most whatever the number of heads. With `--fold_regularisers` (off by
-default: it made the default job worse, docs/results.md) the regularisers of translation itself
+its other terms, two at most whatever the number of heads. With `--fold_regularisers` (the
+default since 2026-12-05, docs/results.md) the regularisers of translation itself
 (heads reading its logits or cross-attention: attention_entropy, coverage, rdrop, ...) join the
 main term's backward instead (`folds_regularisers`), at a scale refreshed every
 `--fold_refresh_every` steps from their gradient and translation's apart (`REGULARISERS`; 0: at

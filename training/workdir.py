@@ -96,6 +96,7 @@ def inference_config(config: Config, given=frozenset()) -> Config:
   data = dict(_fields(DataConfig, saved["data"]))
   data["sources"] = tuple(DataSourceConfig(**_fields(DataSourceConfig, source))
                           for source in data["sources"])
+  data["tsv_text_columns"] = tuple(data["tsv_text_columns"])  # a JSON list
   trained = dataclasses.replace(
       config, model=ModelConfig(**_fields(ModelConfig, saved["model"])),
       data=DataConfig(**data),

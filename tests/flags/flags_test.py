@@ -135,7 +135,8 @@ def test_multi30k_transformer_is_the_measured_command(parse, tmp_path):
 
 
 def test_multi30k_transformer_heads_is_the_measured_command(parse, tmp_path):
-  """The preset equals the flags of the capped-fold pair in docs/results.md (issue 18), and
+  """The preset equals the flags of the 2026-12-05 run in docs/results.md (issue 18): the heads
+  at their defaults (attention_entropy at 0.003, folded with the cap by default), and
   --nofold_regularisers turns its fold off."""
   data = f"--data_dir={tmp_path}"
   preset = parse("--preset=multi30k_transformer_heads", data)
@@ -143,5 +144,7 @@ def test_multi30k_transformer_heads_is_the_measured_command(parse, tmp_path):
                 "--heads=price;attention_entropy", "--fold_regularisers",
                 "--fold_refresh_every=10")
   assert preset == flags
+  from heads.attention_entropy import EntropyOptions  # pylint: disable=import-outside-toplevel
+  assert EntropyOptions().weight == 0.003  # the measured run gave this weight explicitly
   assert not parse("--preset=multi30k_transformer_heads", data,
                    "--nofold_regularisers").train.fold_regularisers

@@ -241,7 +241,8 @@ def test_run_summary_names_the_folded_regularisers_only_when_they_are_folded():
             ("coverage, attention_entropy", capped)),
            (["--heads=price;attention_entropy", "--fold_regularisers", "--fold_refresh_every=0"],
             ("attention_entropy", fixed)),
-           (["--heads=price;attention_entropy"], None),
+           (["--heads=price;attention_entropy"], ("attention_entropy", capped)),  # the default
+           (["--heads=price;attention_entropy", "--nofold_regularisers"], None),
            (["--heads=price;attention_entropy", "--fold_regularisers",
              "--balance_strategy=both"], None),
            (["--heads=price;domain", "--fold_regularisers"], None))
@@ -271,4 +272,4 @@ def test_run_summary_lists_resolved_options():
   # the defaults: three heads under the capped metabalance, clipped per term
   assert ("combiner: metabalance (shrink towards 0.3x translation, relax 1), schedule joint, "
           "clip_norm 1 per term") in text
-  assert "folded:" not in text  # --fold_regularisers is off by default
+  assert "  folded:   attention_entropy (" in text  # --fold_regularisers is on by default

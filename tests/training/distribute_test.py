@@ -32,8 +32,10 @@ def test_two_replicas_equal_one_device(tmp_path, copy_corpus, combiner):
     assert mirrored[key] == pytest.approx(single[key], rel=1e-5), key
   assert report["max_weight_diff"] < 1e-5, report
   # The step takes global batches and splits them itself, so one shape-generic graph serves
-  # every batch shape from the first call, as on one device (a resume runs the same graph).
-  assert report["batch_shapes"] == 3 and report["mirrored_traces"] == 1, report
+  # every batch shape from the first call, as on one device (a resume runs the same graph);
+  # under metabalance attention_entropy is folded, and the refresh step is a graph of its own.
+  assert report["batch_shapes"] == 3, report
+  assert report["mirrored_traces"] == ([1, 1] if combiner == "metabalance" else [1]), report
 
 
 def test_cli_trains_under_mirrored_strategy(tmp_path, copy_corpus):

@@ -19,7 +19,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from heads.spec import parse_heads_spec  # noqa: E402
-from tests_support import tiny_config  # noqa: E402
+from tests_support import tiny_config, traces_per_graph  # noqa: E402
 from training import distribute  # noqa: E402
 from training.components import build_components  # noqa: E402
 from training.step import make_train_step, trainable_variables  # noqa: E402
@@ -36,7 +36,7 @@ def one_step(config, batch, strategy, more_batches=()):
     weights = [np.asarray(v.numpy()) for v in variables]
     for other in more_batches:  # other shapes: the step's one graph must serve them
       step(other)
-  return {k: float(v) for k, v in result.items()}, weights, step.experimental_get_tracing_count()
+  return {k: float(v) for k, v in result.items()}, weights, traces_per_graph(step)
 
 
 def main(workdir, data_dir, combiner="fixed"):

@@ -5,7 +5,7 @@ some CPUs (oneDNN picks kernels by shape): when a resumed run's first step ran t
 uninterrupted run the latter, resuming was no longer bit-identical (CI on an AVX512 host,
 tests/cli/resume_test.py). So the step must trace once, generic, whatever shapes come.
 """
-from tests_support import mixed_batches, term_components
+from tests_support import mixed_batches, term_components, traces_per_graph
 from training.step import make_train_step
 
 
@@ -22,5 +22,24 @@ def test_step_traces_once_over_batches_of_different_shapes(tmp_path, copy_corpus
   step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
   for batch in batches:
     assert bool(step(batch)["finite"])
-  assert step.experimental_get_tracing_count() == 1
+  assert traces_per_graph(step) == [1]
   assert int(c.optimizer.iterations.numpy()) == 3
+
+
+def test_folded_step_traces_each_of_its_two_graphs_once(tmp_path, copy_corpus):
+  """With a regulariser folded (the default), the refresh step (every 2nd here) and the folded
+  step are two graphs; each is traced once, generic, whatever shapes reach it."""
+  c = term_components(tmp_path, copy_corpus, heads="price:dropout=0;attention_entropy",
+                      fold_refresh_every=2)
+  batches, shapes = [], set()
+  for batch in mixed_batches(c):
+    if batch["source"].shape not in shapes:
+      shapes.add(batch["source"].shape)
+      batches.append(batch)
+    if len(batches) == 4:
+      break
+  assert len(batches) == 4, "the stream should give four batch shapes in 100 batches"
+  step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
+  for batch in batches:  # steps 0 and 2 refresh, 1 and 3 fold: two shapes through each graph
+    assert bool(step(batch)["finite"])
+  assert traces_per_graph(step) == [1, 1]
