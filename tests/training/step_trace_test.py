@@ -9,16 +9,21 @@ from tests_support import mixed_batches, term_components, traces_per_graph
 from training.step import make_train_step
 
 
-def test_step_traces_once_over_batches_of_different_shapes(tmp_path, copy_corpus):
-  c = term_components(tmp_path, copy_corpus)
+def batches_of_distinct_shapes(c, n):
+  """The first `n` mixed batches whose source shapes differ from each other."""
   batches, shapes = [], set()
   for batch in mixed_batches(c):
     if batch["source"].shape not in shapes:
       shapes.add(batch["source"].shape)
       batches.append(batch)
-    if len(batches) == 3:
-      break
-  assert len(batches) == 3, "the stream should give three batch shapes in 100 batches"
+    if len(batches) == n:
+      return batches
+  raise AssertionError(f"the stream should give {n} batch shapes in 100 batches")
+
+
+def test_step_traces_once_over_batches_of_different_shapes(tmp_path, copy_corpus):
+  c = term_components(tmp_path, copy_corpus)
+  batches = batches_of_distinct_shapes(c, 3)
   step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
   for batch in batches:
     assert bool(step(batch)["finite"])
@@ -31,14 +36,7 @@ def test_folded_step_traces_each_of_its_two_graphs_once(tmp_path, copy_corpus):
   step are two graphs; each is traced once, generic, whatever shapes reach it."""
   c = term_components(tmp_path, copy_corpus, heads="price:dropout=0;attention_entropy",
                       fold_refresh_every=2)
-  batches, shapes = [], set()
-  for batch in mixed_batches(c):
-    if batch["source"].shape not in shapes:
-      shapes.add(batch["source"].shape)
-      batches.append(batch)
-    if len(batches) == 4:
-      break
-  assert len(batches) == 4, "the stream should give four batch shapes in 100 batches"
+  batches = batches_of_distinct_shapes(c, 4)
   step = make_train_step(c.model, c.heads, c.combiner, c.optimizer)
   for batch in batches:  # steps 0 and 2 refresh, 1 and 3 fold: two shapes through each graph
     assert bool(step(batch)["finite"])
