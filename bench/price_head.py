@@ -86,9 +86,10 @@ def parse_args(argv=None):
 
 
 def reader_options(text_columns: str) -> dict:
-  """The tsv reader's options for `text_columns` (none for the title alone: its cache key)."""
-  columns = text_columns.split(",")
-  return {"text_columns": columns} if columns != ["name"] else {}
+  """The tsv reader's options for `text_columns`, as main.py's --tsv_text_columns gives them."""
+  from configs.config import DataConfig  # pylint: disable=import-outside-toplevel
+  from data import reader_options as options_of  # pylint: disable=import-outside-toplevel
+  return options_of(DataConfig(tsv_text_columns=tuple(text_columns.split(","))), "tsv")
 
 
 def listings(data_dir: str = "", buckets: int = 5, cache_dir: str = "",

@@ -215,13 +215,6 @@ def tsv_header(data_dir: str) -> List[str]:
   return next(iter_lines(_tsv_path(data_dir))).split("\t")
 
 
-def check_tsv_columns(path: str, header: Sequence[str], columns: Sequence[str]) -> None:
-  for column in columns:
-    if column not in header:
-      raise UserError(f"{path}:1: no column {column!r} in the header; columns: "
-                      f"{', '.join(header)}")
-
-
 @register_stream("tsv")
 def stream_tsv(data_dir: str, source_lang: str, target_lang: str,
                text_columns: Sequence[str] = ("name",), price_column: str = "price"):
@@ -234,7 +227,10 @@ def stream_tsv(data_dir: str, source_lang: str, target_lang: str,
   path = _tsv_path(data_dir)
   lines = iter_lines(path)
   header = next(lines).split("\t")
-  check_tsv_columns(path, header, tuple(text_columns) + (price_column,))
+  for column in (*text_columns, price_column):
+    if column not in header:
+      raise UserError(f"{path}:1: no column {column!r} in the header; columns: "
+                      f"{', '.join(header)}")
   text_at = [header.index(c) for c in text_columns]
   pi = header.index(price_column)
   stats = {"rows": 0, "prices_masked": 0, "blank_lines_skipped": 0}

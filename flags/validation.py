@@ -10,7 +10,6 @@ combinations) in the `check_*` function of its flag group. tests/flags/validatio
 every flag and fails when one has no bad value on record.
 """
 import dataclasses
-import json
 import os
 from typing import Callable, Dict, Mapping
 
@@ -212,10 +211,10 @@ def check_eval(config: Config) -> None:
 
 def kept_by_workdir(workdir: str, default: int) -> int:
   """The --keep_checkpoints WORKDIR was trained with (its config.json), else `default`."""
+  from training.workdir import load_config_dict  # pylint: disable=import-outside-toplevel
   try:
-    with open(os.path.join(workdir, "config.json"), encoding="utf-8") as f:
-      return int(json.load(f)["train"]["keep_checkpoints"])
-  except (OSError, ValueError, KeyError, TypeError):
+    return int(load_config_dict(workdir)["train"]["keep_checkpoints"])
+  except (UserError, OSError, ValueError, KeyError, TypeError):
     return default
 
 
