@@ -94,8 +94,9 @@ class TrainConfig:
   Attributes:
     train_steps: optimizer steps in total (a rerun resumes up to this number).
     learning_rate: peak learning rate.
-    warmup_steps: linear warm-up steps, then inverse square root decay (Transformer) or
-      constant then plateau-free decay (RNN).
+    warmup_steps: linear warm-up steps, then the decay of lr_schedule.
+    lr_schedule: inverse_sqrt (peak * sqrt(warmup / step), no end) | linear (linearly to 0 at
+      train_steps: for a run whose length is known, training/schedules.py).
     clip_norm: global-norm clip of the combined gradient (0 = off).
     seed: global seed; every variable's initial value derives from (seed, component).
     deterministic: enable TF op determinism and a fixed data order.
@@ -157,6 +158,7 @@ class TrainConfig:
   train_steps: int = 1500
   learning_rate: float = 2e-3
   warmup_steps: int = 300
+  lr_schedule: str = "inverse_sqrt"
   clip_norm: float = 1.0
   seed: int = 1234
   deterministic: bool = False

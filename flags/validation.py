@@ -184,6 +184,9 @@ def check_train(config: Config) -> None:
     raise UserError("--main_task='': give a loss term name, e.g. translation")
   if train.init_from:
     check_init_from(train.init_from, config.workdir)
+  if train.lr_schedule == "linear" and train.train_steps <= train.warmup_steps:
+    raise UserError(f"--lr_schedule=linear decays to 0 at --train_steps={train.train_steps}: "
+                    f"give more steps than --warmup_steps={train.warmup_steps}")
   if train.distribute == "multi_worker" and not os.environ.get("TF_CONFIG"):
     raise UserError("--distribute=multi_worker: the TF_CONFIG environment variable is not set; "
                     "it describes the cluster and this worker (README, 'Several devices')")

@@ -21,7 +21,7 @@ from model.seeding import component_seed
 from model.seq2seq import build_model
 from training import combine, combine_balance, combine_grad  # noqa: F401  (registers them)
 from training import term_gradients
-from training.schedules import InverseSqrtWarmup
+from training.schedules import WarmupSchedule, make_schedule
 from training.step import compute_losses
 
 PRECISIONS = ("float32", "mixed_bfloat16", "mixed_float16")
@@ -37,7 +37,7 @@ class Components:
   optimizer: keras.optimizers.Optimizer
   step: tf.Variable
   term_names: tuple
-  schedule: InverseSqrtWarmup = None
+  schedule: WarmupSchedule = None
   ema: object = None  # training/averaging.py EMA, set by attach_ema when --ema_decay > 0
 
 
@@ -133,7 +133,7 @@ def build_components(config: Config, inference: bool = False) -> Components:
     combiner = combine.make_combiner(dataclasses.replace(train, fold_regularisers=fold),
                                      term_names, model.trainable_variables)
   from training.step import trainable_variables
-  schedule = InverseSqrtWarmup(train.learning_rate, max(train.warmup_steps, 1))
+  schedule = make_schedule(train)
   optimizer = make_optimizer(config, trainable_variables(model, heads, combiner), schedule,
                              per_term=combiner.term_clip_norm > 0)
   step = tf.Variable(0, dtype=tf.int64, trainable=False, name="global_step")

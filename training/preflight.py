@@ -126,4 +126,9 @@ def describe_run(config: Config) -> str:
                  f"{how}; --fold_regularisers)")
   lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
                f"{model.num_layers} layers, dropout {model.dropout:g}")
+  decay = (f"linear to 0 at step {train.train_steps}" if train.lr_schedule == "linear"
+           else "inverse square root")
+  budget = f", at most {train.max_minutes:g} minutes" if train.max_minutes else ""
+  lines.append(f"  steps:    {train.train_steps}{budget}; learning rate {train.learning_rate:g} "
+               f"after {train.warmup_steps} warm-up steps, then {decay}")
   return "\n".join(lines)
