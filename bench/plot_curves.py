@@ -1,6 +1,7 @@
 """Training curves from a run's metrics.jsonl: dev BLEU and every loss against steps and wall time.
 
   python bench/plot_curves.py --metrics=WORKDIR/metrics.jsonl --out=docs/img/NAME
+  python bench/plot_curves.py --metrics=A/metrics.jsonl,B/metrics.jsonl --labels=a,b --out=...
 
 writes NAME/curves_step.png (always) and NAME/curves_wall.png (when records carry
 `wall_seconds`), one panel per series: `validation bleu` (records of kind `validation`), then
@@ -8,8 +9,9 @@ every `loss*` key and `learning_rate` of the `train` records. Other kinds (final
 inspect) are not curves and are ignored. A resumed run restarts its wall clock: a drop in
 `wall_seconds`, or any record after a `final` one, starts a new segment, offset so that the
 time axis keeps growing. A step logged twice (steps redone after a resume) keeps its last record.
-The last stdout line is a JSON object naming the files written; bad input exits with status 2
-and one `error:` line on stderr.
+Several runs (comma-separated --metrics) share the panels, one line per run. The last stdout
+line is a JSON object naming the files written; bad input exits with status 2 and one `error:`
+line on stderr.
 """
 import argparse
 import json
@@ -118,12 +120,18 @@ def collect_series(records: List[dict], x_key: str) -> Series:
 
 def write_curves(records: List[dict], out_dir: str, title: str = "") -> Dict[str, str]:
   """Writes curves_step.png (and curves_wall.png when there are wall times); returns the paths."""
+  return write_comparison({"": records}, out_dir, title)
+
+
+def write_comparison(runs: Dict[str, List[dict]], out_dir: str, title: str = "") -> Dict[str, str]:
+  """As write_curves, each panel with one line per run (keyed by its legend label)."""
   written = {}
   for x_key, label, name in (("step", "step", "curves_step.png"),
                              ("wall_seconds", "wall time (s)", "curves_wall.png")):
-    series = collect_series(records, x_key)
-    if series:
-      fig = plots.curves_figure(series, label, title)
+    by_run = {run: collect_series(records, x_key) for run, records in runs.items()}
+    by_run = {run: series for run, series in by_run.items() if series}
+    if by_run:
+      fig = plots.compare_figure(by_run, label, title)
       written[x_key] = plots.save_png(fig, os.path.join(out_dir, name))
   if not written:
     raise CurvesError("no train or validation records with numbers to plot")
@@ -132,25 +140,51 @@ def write_curves(records: List[dict], out_dir: str, title: str = "") -> Dict[str
 
 def parse_args(argv=None) -> argparse.Namespace:
   p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-  p.add_argument("--metrics", required=True, help="A run's metrics.jsonl.")
+  p.add_argument("--metrics", required=True, help="A run's metrics.jsonl, or several runs' "
+                 "comma-separated: their curves share the panels (one line per run).")
+  p.add_argument("--labels", default="", help="Comma-separated legend labels, one per --metrics "
+                 "file (default: each file's directory name).")
   p.add_argument("--out", required=True, help="Directory for curves_step.png / curves_wall.png.")
   p.add_argument("--title", default="", help="Figure title (default: the metrics path).")
   p.add_argument("--tensorboard", default="", help="Also read training scalars from this "
-                 "TensorBoard directory (WORKDIR/tensorboard/train), e.g. for older runs.")
+                 "TensorBoard directory (WORKDIR/tensorboard/train), e.g. for older runs "
+                 "(one --metrics file only).")
   return p.parse_args(argv)
+
+
+def labelled_paths(metrics: str, labels: str) -> Dict[str, str]:
+  """{legend label: metrics path} from the comma-separated flags, in the given order."""
+  paths = [p.strip() for p in metrics.split(",") if p.strip()]
+  if not paths:
+    raise CurvesError("--metrics: give a metrics.jsonl path")
+  names = [n.strip() for n in labels.split(",")] if labels else [
+      os.path.basename(os.path.dirname(os.path.abspath(p))) for p in paths]
+  if len(names) != len(paths) or len(set(names)) != len(names) or not all(names):
+    raise CurvesError(f"--labels: need {len(paths)} distinct non-empty labels, one per --metrics "
+                      f"file, got {labels!r}")
+  return dict(zip(names, paths))
 
 
 def main(argv=None) -> int:
   args = parse_args(argv)
   try:
-    records = read_records(args.metrics)
-    if args.tensorboard:  # metrics.jsonl's own train records come last and win per step
-      records = read_tensorboard(args.tensorboard) + records
-    written = write_curves(records, args.out, args.title or args.metrics)
+    paths = labelled_paths(args.metrics, args.labels)
+    if len(paths) > 1:
+      if args.tensorboard:
+        raise CurvesError("--tensorboard reads one run's scalars: give one --metrics file")
+      runs = {label: read_records(path) for label, path in paths.items()}
+      written = write_comparison(runs, args.out, args.title)
+      count = sum(len(r) for r in runs.values())
+    else:
+      records = read_records(args.metrics.strip(","))
+      if args.tensorboard:  # metrics.jsonl's own train records come last and win per step
+        records = read_tensorboard(args.tensorboard) + records
+      written = write_curves(records, args.out, args.title or args.metrics)
+      count = len(records)
   except CurvesError as e:
     print(f"error: {e}", file=sys.stderr)
     return 2
-  print(json.dumps({"written": written, "records": len(records)}, sort_keys=True))
+  print(json.dumps({"written": written, "records": count}, sort_keys=True))
   return 0
 
 

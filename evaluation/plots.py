@@ -164,7 +164,19 @@ def curves_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
   Returns:
     The figure; `fig.curve_axes[name]` is each panel (its first line holds the points).
   """
-  names = list(series)
+  return compare_figure({"": series}, xlabel, title)
+
+
+def compare_figure(runs: Mapping[str, Mapping[str, Tuple[Sequence[float], Sequence[float]]]],
+                   xlabel: str, title: str = "") -> Figure:
+  """Several runs' series on the same panels: one panel per series name (in order of first
+  appearance), one line per run that has it, labelled with the run's key in a legend (no legend
+  for a single run).
+
+  Returns:
+    The figure; `fig.curve_axes[name]` is each panel, its lines in the order of `runs`.
+  """
+  names = list(dict.fromkeys(name for series in runs.values() for name in series))
   if not names:
     raise ValueError("no series to plot")
   cols = min(3, len(names))
@@ -175,8 +187,13 @@ def curves_figure(series: Mapping[str, Tuple[Sequence[float], Sequence[float]]],
   fig.curve_axes = {}
   for i, name in enumerate(names):
     ax = fig.add_subplot(rows, cols, i + 1)
-    x, y = series[name]
-    ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, linewidth=1.2)
+    for label, series in runs.items():
+      if name in series:
+        x, y = series[name]
+        ax.plot(x, y, marker="o" if len(x) <= 30 else None, markersize=3, linewidth=1.2,
+                label=label)
+    if len(runs) > 1:
+      ax.legend(fontsize=7)
     ax.set_title(name, fontsize=9)
     ax.set_xlabel(xlabel, fontsize=8)
     ax.tick_params(labelsize=7)

@@ -76,6 +76,37 @@ def test_command_line_writes_both_pngs(tmp_path):
     assert width > 800 and height > 400  # 3 panels per row, two rows
 
 
+def test_several_runs_share_the_panels(tmp_path):
+  paths = []
+  for name, bleu in (("a", 2.5), ("b", 3.5)):
+    (tmp_path / name).mkdir()
+    records = [_train(10, 5.0, 6.0, 1.5),
+               {"kind": "validation", "step": 10, "wall_seconds": 6.0, "bleu": bleu}]
+    (tmp_path / name / "metrics.jsonl").write_text(
+        "\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+    paths.append(str(tmp_path / name / "metrics.jsonl"))
+  out = tmp_path / "cmp"
+  assert plot_curves.main([f"--metrics={','.join(paths)}", f"--out={out}"]) == 0
+  assert sorted(os.listdir(out)) == ["curves_step.png", "curves_wall.png"]
+  assert plot_curves.labelled_paths(",".join(paths), "") == {"a": paths[0], "b": paths[1]}
+  assert plot_curves.labelled_paths(",".join(paths), "x,y") == {"x": paths[0], "y": paths[1]}
+
+
+@pytest.mark.parametrize("flags, message", [
+    (["--labels=one"], "need 2 distinct non-empty labels"),
+    (["--labels=x,x"], "need 2 distinct non-empty labels"),
+    (["--labels=x,y", "--tensorboard=tb"], "give one --metrics file"),
+])
+def test_bad_comparison_flags_are_one_error_line(tmp_path, capsys, flags, message):
+  metrics = tmp_path / "metrics.jsonl"
+  metrics.write_text('{"kind": "train", "step": 1, "loss": 1.0}\n', encoding="utf-8")
+  argv = [f"--metrics={metrics},{metrics}", f"--out={tmp_path / 'out'}"] + flags
+  assert plot_curves.main(argv) == 2
+  err = capsys.readouterr().err.strip().splitlines()
+  assert len(err) == 1 and err[0].startswith("error: ") and message in err[0]
+  assert not (tmp_path / "out").exists()
+
+
 @pytest.mark.parametrize("content, message", [
     (None, "does not exist"),
     ('{"kind": "train"}\nnot json\n{"kind": "final"}\n', "metrics.jsonl:2 is not a JSON object"),

@@ -105,3 +105,15 @@ def test_curves_one_panel_per_series_with_its_points():
     assert fig.curve_axes[name].get_title() == name
   with pytest.raises(ValueError):
     plots.curves_figure({}, "step")
+
+
+def test_compare_puts_each_run_on_the_shared_panels_with_a_legend():
+  runs = {"inverse sqrt": {"validation bleu": ([1, 2], [30.0, 35.0]), "loss": ([1], [4.0])},
+          "linear": {"validation bleu": ([1, 2], [31.0, 36.5])}}
+  fig = plots.compare_figure(runs, "wall time (s)")
+  assert list(fig.curve_axes) == ["validation bleu", "loss"]
+  bleu = fig.curve_axes["validation bleu"]
+  assert [line.get_label() for line in bleu.lines] == ["inverse sqrt", "linear"]
+  assert list(bleu.lines[1].get_ydata()) == [31.0, 36.5]
+  assert [t.get_text() for t in bleu.get_legend().get_texts()] == ["inverse sqrt", "linear"]
+  assert len(fig.curve_axes["loss"].lines) == 1  # only the run that has it

@@ -62,6 +62,7 @@ COMBINATION_CASES = [
     ["--model=rnn", "--d_model=33", "--num_heads=1"],
     ["--early_stop_patience=2"],                      # without --eval_every
     ["--lr_control=plateau"],
+    ["--lr_schedule=linear", "--train_steps=300", "--warmup_steps=300"],
     ["--batch_tokens=40", "--max_length=64"],
     ["--average_last=6"],                             # 5 checkpoints are kept
     ["--average_last=8", "--keep_checkpoints=7"],
