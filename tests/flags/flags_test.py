@@ -92,15 +92,16 @@ def test_readme_flag_reference_is_current():
       "run: python tools/flags_table.py --write"
 
 
-def test_long_preset_can_continue_a_52_minute_run(parse, tmp_path):
-  """multi30k_transformer_long differs only in --max_minutes, so the workdir guard accepts a
-  52-minute multi30k_transformer run's workdir and the longer run resumes it."""
+def test_long_preset_can_continue_a_finished_run(parse, tmp_path):
+  """multi30k_transformer_long differs only in its step count and --max_minutes, so the workdir
+  guard accepts a multi30k_transformer run's workdir and the longer run resumes it."""
   from training.workdir import prepare_workdir
   workdir, data = str(tmp_path / "run"), f"--data_dir={tmp_path}"
   short = parse("--preset=multi30k_transformer", f"--workdir={workdir}", data)
   long = parse("--preset=multi30k_transformer_long", f"--workdir={workdir}", data)
   assert dataclasses.replace(long, train=short.train) == short
-  assert (short.train.max_minutes, long.train.max_minutes) == (52.0, 100.0)
+  assert dataclasses.replace(long.train, train_steps=6600, max_minutes=60.0) == short.train
+  assert (long.train.train_steps, long.train.max_minutes) == (11000, 100.0)
   prepare_workdir(short)
   prepare_workdir(long)  # raises UserError if the guard saw a different model/data config
   rnn = parse("--preset=multi30k_rnn", f"--workdir={workdir}", data)
@@ -116,33 +117,36 @@ def test_multi30k_small_is_the_measured_command(parse, tmp_path):
                 "--ffn_dim=256", "--num_heads=4", "--dropout=0.3", "--learning_rate=5e-3",
                 "--warmup_steps=2000", "--batch_tokens=4096", "--checkpoint_every=200",
                 "--average_last=5", "--max_minutes=60", "--beam_size=5", "--length_penalty=1.0",
-                "--subword_alpha=0", "--keep_checkpoints=5")
+                "--subword_alpha=0", "--keep_checkpoints=5", "--lr_schedule=inverse_sqrt",
+                "--train_steps=100000")
   assert preset == flags
 
 
 def test_multi30k_transformer_is_the_measured_command(parse, tmp_path):
-  """The preset equals the flags of the subword-sampling run in docs/results.md (issue 22): the
-  earlier recipe (`_multi30k`, which multi30k_small and multi30k_rnn start from) plus sampling,
-  and the averaging and length penalty chosen on validation; the RNN keeps the earlier recipe."""
+  """The preset equals the flags of the run chosen on validation in docs/results.md (issue 22,
+  2026-12-05): the earlier recipe (`_multi30k`, which multi30k_small and multi30k_rnn start from)
+  plus sampling, dropout 0.2, the linear schedule to step 6,600 and 5 checkpoints averaged."""
   data = f"--data_dir={tmp_path}"
   preset = parse("--preset=multi30k_transformer", data)
   flags = parse("--preset=multi30k_rnn", data, "--model=transformer", "--num_layers=3",
-                "--num_heads=4", "--ffn_dim=1024", "--dropout=0.1",
-                "--subword_alpha=0.5", "--keep_checkpoints=10", "--average_last=10",
-                "--length_penalty=1.0")
+                "--num_heads=4", "--ffn_dim=1024", "--dropout=0.2", "--subword_alpha=0.5",
+                "--lr_schedule=linear", "--train_steps=6600", "--max_minutes=60",
+                "--keep_checkpoints=10", "--average_last=5", "--length_penalty=1.0")
   assert preset == flags
   assert (preset.data.subword_nbest, preset.eval.beam_size) == (-1, 4)
 
 
 def test_multi30k_transformer_heads_is_the_measured_command(parse, tmp_path):
-  """The preset equals the flags of the 2026-12-05 run in docs/results.md (issue 18): the heads
+  """The preset equals the flags of the 2026-12-05 run in docs/results.md (issue 18): the
+  2026-12-04 recipe (multi30k_transformer before its linear schedule and dropout 0.2), the heads
   at their defaults (attention_entropy at 0.003, folded with the cap by default), and
   --nofold_regularisers turns its fold off."""
   data = f"--data_dir={tmp_path}"
   preset = parse("--preset=multi30k_transformer_heads", data)
   flags = parse("--preset=multi30k_transformer", data, "--mix=tsv:0.05",
                 "--heads=price;attention_entropy", "--fold_regularisers",
-                "--fold_refresh_every=10")
+                "--fold_refresh_every=10", "--dropout=0.1", "--lr_schedule=inverse_sqrt",
+                "--train_steps=100000", "--max_minutes=52", "--average_last=10")
   assert preset == flags
   from heads.attention_entropy import EntropyOptions  # pylint: disable=import-outside-toplevel
   assert EntropyOptions().weight == 0.003  # the measured run gave this weight explicitly
