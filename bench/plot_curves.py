@@ -176,7 +176,8 @@ def main(argv=None) -> int:
       written = write_comparison(runs, args.out, args.title)
       count = sum(len(r) for r in runs.values())
     else:
-      records = read_records(args.metrics.strip(","))
+      (path,) = paths.values()
+      records = read_records(path)
       if args.tensorboard:  # metrics.jsonl's own train records come last and win per step
         records = read_tensorboard(args.tensorboard) + records
       written = write_curves(records, args.out, args.title or args.metrics)

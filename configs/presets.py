@@ -176,8 +176,8 @@ def multi30k_transformer_heads() -> Config:
 
   The recipe is `_multi30k_sampled` (multi30k_transformer before its 2026-12-05 linear schedule
   and dropout 0.2), the one this preset was measured with; with today's multi30k_transformer
-  recipe it has not been measured yet (issue 22). Both heads at their own default settings (price weight 1; attention_entropy on the last decoder
-  layer, weight 0.003), balanced by the default combiner (metabalance: each auxiliary gradient
+  recipe it has not been measured yet (issue 22). Both heads at their own default settings
+  (price weight 1; attention_entropy on the last decoder layer, weight 0.003), balanced by the default combiner (metabalance: each auxiliary gradient
   capped at 0.3x translation's on every shared tensor, each term clipped on its own) with the
   default capped fold (--fold_regularisers, --fold_refresh_every=10): attention_entropy joins
   translation's one backward at a scale refreshed every 10 steps, so the step costs 1.04x
@@ -192,7 +192,8 @@ def multi30k_transformer_heads() -> Config:
   issue 18), alone but for a niced job during its first 22 minutes: 4,877 steps in 52 min;
   test2016 cased sacreBLEU 38.90 (lowercased 39.38) / chrF 62.78 / TER 46.82, price accuracy
   0.364 (majority 0.216), against 39.27 (39.66) / 63.39 for the same recipe without heads
-  (2026-12-04, same host kind, 5,959 steps): -0.37 BLEU, paired bootstrap p = 0.14; chrF -0.61, p = 0.02.
+  (2026-12-04, same host kind, 5,959 steps): -0.37 BLEU, paired bootstrap p = 0.14; chrF
+  -0.61, p = 0.02.
   Earlier, without subword sampling and with attention_entropy at 0.01: -0.88 (2026-12-03,
   not folded), -0.69 side by side with the fold (2026-12-04).
   """

@@ -2,8 +2,6 @@
 import keras
 import tensorflow as tf
 
-SCHEDULES = ("inverse_sqrt", "linear")
-
 
 class WarmupSchedule(keras.optimizers.schedules.LearningRateSchedule):
   """Linear warm-up to `peak` over `warmup` steps, then a decay; `scale` is multiplied in by LR
