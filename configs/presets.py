@@ -172,32 +172,28 @@ def multi30k_small() -> Config:
 
 @register_preset
 def multi30k_transformer_heads() -> Config:
-  """The 2026-12-04 Multi30k recipe + price (listings 5% of the stream) + attention_entropy.
+  """multi30k_transformer (the 2026-12-05 recipe) + price (listings 5% of the stream) +
+  attention_entropy.
 
-  The recipe is `_multi30k_sampled` (multi30k_transformer before its 2026-12-05 linear schedule
-  and dropout 0.2), the one this preset was measured with; with today's multi30k_transformer
-  recipe it has not been measured yet (issue 22). Both heads at their own default settings
-  (price weight 1; attention_entropy on the last decoder layer, weight 0.003), balanced by the default combiner (metabalance: each auxiliary gradient
-  capped at 0.3x translation's on every shared tensor, each term clipped on its own) with the
-  default capped fold (--fold_regularisers, --fold_refresh_every=10): attention_entropy joins
-  translation's one backward at a scale refreshed every 10 steps, so the step costs 1.04x
-  translation's alone instead of 1.28x (docs/results.md, "The capped fold"). Until
-  2026-12-03 this preset hand-picked price weight 0.1, because under the old `fixed` combiner
-  price at weight 1 cost 13 validation BLEU at step 1000 (docs/results.md). Listing rows carry
-  no translation target, so their share of each batch is translation data lost; 5% still shows
-  the price head ~30k titles in 52 minutes.
+  Both heads at their own default settings (price weight 1; attention_entropy on the last
+  decoder layer, weight 0.003), balanced by the default combiner (metabalance: each auxiliary
+  gradient capped at 0.3x translation's on every shared tensor, each term clipped on its own)
+  with the default capped fold (--fold_regularisers, --fold_refresh_every=10): attention_entropy
+  joins translation's one backward at a scale refreshed every 10 steps, so the step costs 1.04x
+  translation's alone instead of 1.28x (docs/results.md, "The capped fold"). Until 2026-12-03
+  this preset hand-picked price weight 0.1, because under the old `fixed` combiner price at
+  weight 1 cost 13 validation BLEU at step 1000 (docs/results.md). Listing rows carry no
+  translation target, so their share of each batch is translation data lost; 5% still shows
+  the price head ~30k titles in an hour.
 
   Command: `python main.py --preset=multi30k_transformer_heads --data_dir=../shared/data/multi30k`.
-  Measured 2026-12-05 on an AMD host (matmul 217 / 421 GFLOP/s fp32 / bf16; docs/results.md,
-  issue 18), alone but for a niced job during its first 22 minutes: 4,877 steps in 52 min;
-  test2016 cased sacreBLEU 38.90 (lowercased 39.38) / chrF 62.78 / TER 46.82, price accuracy
-  0.364 (majority 0.216), against 39.27 (39.66) / 63.39 for the same recipe without heads
-  (2026-12-04, same host kind, 5,959 steps): -0.37 BLEU, paired bootstrap p = 0.14; chrF
-  -0.61, p = 0.02.
-  Earlier, without subword sampling and with attention_entropy at 0.01: -0.88 (2026-12-03,
-  not folded), -0.69 side by side with the fold (2026-12-04).
+  With this recipe: not measured yet (issue 22). With the 2026-12-04 recipe (`_multi30k_sampled`),
+  measured 2026-12-05 on an AMD host (docs/results.md, issue 18), alone but for a niced job
+  during its first 22 minutes: 4,877 steps in 52 min; test2016 cased sacreBLEU 38.90 / chrF
+  62.78, price accuracy 0.364 (majority 0.216), against 39.27 / 63.39 without heads: -0.37
+  BLEU, paired bootstrap p = 0.14.
   """
-  base = _multi30k_sampled()
+  base = multi30k_transformer()
   data = dataclasses.replace(base.data, sources=base.data.sources + (
       DataSourceConfig("tsv", "", 0.05),))
   heads = (HeadSpec("price"), HeadSpec("attention_entropy"))
