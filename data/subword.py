@@ -17,9 +17,17 @@ The algorithms are sentencepiece's own (`SentencePieceProcessor::SampleEncode`):
 The lattice is built as sentencepiece builds it: every vocabulary piece matching at a position,
 and an unknown node (score min_score - 10) for a character no single piece covers; consecutive
 unknown characters come out as one UNK id, as in `encode`.
+
+A sentence's filtered lattice does not depend on the draw, and small corpora read each sentence
+tens of times, so the full-lattice sampler keeps it for up to `CACHE_SENTENCES` distinct
+sentences (a few KB each, packed in arrays); a cached sentence then costs only the backward
+walk, and its samples are the uncached ones bit for bit. Past the cap (a corpus of millions of
+sentences) nothing more is kept: memory stays bounded and the rest is computed per read.
 """
+import array
+import bisect
 import math
-from typing import Dict, List, Tuple
+from typing import Dict, List, NamedTuple, Tuple
 
 import numpy as np
 import sentencepiece as spm
@@ -28,6 +36,17 @@ from data.special_ids import UNK
 
 UNK_PENALTY = 10.0  # sentencepiece's kUnkPenalty: unknown nodes score min_score - 10
 SOURCE, TARGET = 0, 1  # the `side` of a draw: source and target never share a random stream
+CACHE_SENTENCES = 50_000  # filtered lattices kept per sampler (Multi30k's 29,000 fit; ~4 KB each)
+
+
+class _Filtered(NamedTuple):
+  """A sentence's lattice after forward filtering, packed: the nodes ending at character e are
+  [offsets[e], offsets[e + 1]) with their begin, piece id and the running sum of their backward
+  probabilities (the last one is the group's total)."""
+  offsets: array.array
+  begins: array.array
+  ids: array.array
+  cumulative: array.array
 
 
 class SubwordSampler:
@@ -57,6 +76,8 @@ class SubwordSampler:
     self._prefixes = {p[:k] for p in self._pieces for k in range(1, len(p) + 1)}
     self._unk_score = min(s for _, s in self._pieces.values()) - UNK_PENALTY
     self._scores = [self._sp.get_score(i) for i in range(size)]
+    self._cache: Dict[str, _Filtered] = {}
+    self._cache_cap = CACHE_SENTENCES  # read when built: a bench can build an uncached sampler
 
   def __call__(self, text: bytes, seed, index, side) -> np.ndarray:
     """int32 [N] ids of one sample for `text` (UTF-8), seeded by (seed, index, side)."""
@@ -67,7 +88,12 @@ class SubwordSampler:
   def sample(self, text: str, rng: np.random.Generator) -> List[int]:
     if self.nbest > 1:
       return self._sample_nbest(text, rng)
-    return self._sample_lattice(self._sp.normalize(text), rng)
+    filtered = self._cache.get(text)
+    if filtered is None:
+      filtered = self._filter(self._sp.normalize(text))
+      if len(self._cache) < self._cache_cap:
+        self._cache[text] = filtered
+    return _walk(filtered, rng)
 
   def _lattice(self, normalized: str) -> List[list]:
     """ends[e]: (begin, id, alpha * score) of every node ending at character e."""
@@ -87,23 +113,24 @@ class SubwordSampler:
         ends[begin + 1].append((begin, UNK, self.alpha * self._unk_score))
     return ends
 
-  def _sample_lattice(self, normalized: str, rng) -> List[int]:
-    """Forward filtering (log-sum of alpha-scaled path scores up to each character), then
-    backward sampling of the node ending at each boundary given the one after it."""
+  def _filter(self, normalized: str) -> _Filtered:
+    """Forward filtering (log-sum of alpha-scaled path scores up to each character), and the
+    probability of each node ending at a boundary given that boundary, for the backward walk."""
     ends = self._lattice(normalized)
     forward = [0.0] * len(ends)
     for end in range(1, len(ends)):
       forward[end] = _log_sum_exp([forward[b] + w for b, _, w in ends[end]])
-    ids: List[int] = []
-    end = len(ends) - 1
-    while end > 0:
-      nodes = ends[end]
-      probs = [math.exp(forward[b] + w - forward[end]) for b, _, w in nodes]
-      begin, piece, _ = nodes[_draw(probs, rng)]
-      if not (piece == UNK and ids and ids[-1] == UNK):  # reversed: merges consecutive unknowns
+    offsets, begins, ids, cumulative = (array.array("i", [0, 0]), array.array("i"),
+                                        array.array("i"), array.array("d"))
+    for end in range(1, len(ends)):
+      total = 0.0
+      for begin, piece, w in ends[end]:
+        total += math.exp(forward[begin] + w - forward[end])
+        begins.append(begin)
         ids.append(piece)
-      end = begin
-    return ids[::-1]
+        cumulative.append(total)
+      offsets.append(len(ids))
+    return _Filtered(offsets, begins, ids, cumulative)
 
   def _sample_nbest(self, text: str, rng) -> List[int]:
     """One of the n best, P proportional to exp(alpha * score). A segmentation's score is the
@@ -119,6 +146,23 @@ class SubwordSampler:
       scores = [sum(self._scores[i] for i in ids) for ids in candidates]
     top = max(scores)
     return candidates[_draw([math.exp(self.alpha * (s - top)) for s in scores], rng)]
+
+
+def _walk(filtered: _Filtered, rng) -> List[int]:
+  """Backward sampling: from the last character, the node ending there with probability
+  proportional to its weight (one uniform draw, as `_draw`), then the node ending at its begin."""
+  offsets, begins, ids, cumulative = filtered
+  out: List[int] = []
+  end = len(offsets) - 2
+  while end > 0:
+    lo, hi = offsets[end], offsets[end + 1]
+    u = rng.random() * cumulative[hi - 1]
+    k = min(bisect.bisect_right(cumulative, u, lo, hi), hi - 1)
+    piece = ids[k]
+    if not (piece == UNK and out and out[-1] == UNK):  # reversed: merges consecutive unknowns
+      out.append(piece)
+    end = begins[k]
+  return out[::-1]
 
 
 def _log_sum_exp(values: List[float]) -> float:

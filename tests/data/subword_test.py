@@ -10,7 +10,7 @@ import tensorflow as tf
 
 import data
 from configs.config import DataConfig, DataSourceConfig
-from data import pipeline
+from data import pipeline, subword
 from data.subword import SubwordSampler
 
 WORDS = "apple bird cloud door eagle forest garden house island jungle kettle lemon".split()
@@ -114,6 +114,25 @@ def test_samples_are_functions_of_seed_index_and_side(setup):
     changed = sum(sampler(t, seed, i + shift, side).tolist() != f
                   for i, (t, f) in enumerate(zip(texts, first)))
     assert changed >= 10, other
+
+
+def test_kept_lattices_give_the_uncached_samples_and_stay_bounded(setup, monkeypatch):
+  """A sentence read again walks its kept lattice: its samples equal an uncached sampler's,
+  draw for draw, over three reads; past the cap no more sentences are kept."""
+  plain, _, train = setup
+  texts = [t.encode() for t in sorted(train)[:30]]
+  monkeypatch.setattr(subword, "CACHE_SENTENCES", 0)
+  uncached = _sampler(plain)
+  monkeypatch.setattr(subword, "CACHE_SENTENCES", 10)
+  cached = _sampler(plain)
+  draws = {True: [], False: []}
+  for read in range(3):  # the first read keeps 10 lattices, the next two walk them
+    for i, text in enumerate(texts):
+      for sampler, is_cached in ((cached, True), (uncached, False)):
+        draws[is_cached].append(sampler(text, 5, 100 * read + i, 0).tolist())
+  assert draws[True] == draws[False]
+  assert len({tuple(d) for d in draws[True]}) > len(texts)  # samples, not one segmentation each
+  assert len(cached._cache) == 10 and not uncached._cache  # pylint: disable=protected-access
 
 
 def test_alpha_zero_batches_are_the_deterministic_segmentation(setup):
