@@ -7,8 +7,9 @@ tokens per batch, max_length 80), once deterministic (--subword_alpha=0) and onc
 setting, in `--rounds` round-robin rounds so that load changes on a shared machine hit every
 setting alike. The whole-lattice setting of multi30k_transformer (alpha 0.5) runs twice: with
 the sampler's lattice cache (data/subword.py; ~200 warm-up batches read each training sentence
-once, so the rounds measure the steady state of a multi-epoch run) and without it. Prints target tokens/s per setting (median over rounds) and each sampled setting
-over the deterministic one; the last stdout line is one JSON object.
+once, so the rounds measure the steady state of a multi-epoch run) and without it. Prints
+target tokens/s per setting (median over rounds) and each sampled setting over the
+deterministic one; the last stdout line is one JSON object.
 """
 import argparse
 import dataclasses
@@ -53,9 +54,8 @@ def main() -> None:
   parser.add_argument("--rounds", type=int, default=2)
   parser.add_argument("--seed", type=int, default=1234)
   args = parser.parse_args()
-  names = ["deterministic"] + [n for n in args.only.split(",") if n and n != "deterministic"]
-  if not args.only:
-    names = list(SETTINGS)
+  names = (["deterministic"] + [n for n in args.only.split(",") if n and n != "deterministic"]
+           if args.only else list(SETTINGS))
   unknown = [n for n in names if n not in SETTINGS]
   if unknown:
     parser.error(f"unknown --only settings {unknown}; known: {list(SETTINGS)}")

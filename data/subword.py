@@ -36,7 +36,7 @@ from data.special_ids import UNK
 
 UNK_PENALTY = 10.0  # sentencepiece's kUnkPenalty: unknown nodes score min_score - 10
 SOURCE, TARGET = 0, 1  # the `side` of a draw: source and target never share a random stream
-CACHE_SENTENCES = 50_000  # filtered lattices kept per sampler (Multi30k's 29,000 fit; ~4 KB each)
+CACHE_SENTENCES = 50_000  # filtered lattices kept per sampler (Multi30k's 29,000 fit; ~3 KB each)
 
 
 class _Filtered(NamedTuple):
