@@ -96,7 +96,9 @@ class TrainConfig:
     learning_rate: peak learning rate.
     warmup_steps: linear warm-up steps, then the decay of lr_schedule.
     lr_schedule: inverse_sqrt (peak * sqrt(warmup / step), no end) | linear (linearly to 0 at
-      train_steps: for a run whose length is known, training/schedules.py).
+      train_steps: for a run whose length is known, training/schedules.py) | linear_time
+      (linearly to 0 at the max_minutes deadline, the end re-estimated from the measured step
+      time at every checkpoint, at most train_steps: schedules.EndFitter).
     clip_norm: global-norm clip of the combined gradient (0 = off).
     seed: global seed; every variable's initial value derives from (seed, component).
     deterministic: enable TF op determinism and a fixed data order.

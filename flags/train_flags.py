@@ -4,9 +4,12 @@ from absl import flags
 flags.DEFINE_integer("train_steps", 1500, "Optimizer steps in total (a rerun resumes to this).")
 flags.DEFINE_float("learning_rate", 2e-3, "Peak learning rate.")
 flags.DEFINE_integer("warmup_steps", 300, "Linear warm-up steps before --lr_schedule's decay.")
-flags.DEFINE_enum("lr_schedule", "inverse_sqrt", ["inverse_sqrt", "linear"], "Decay after the "
-                  "warm-up: inverse_sqrt = peak * sqrt(warmup / step), no end; linear = linearly "
-                  "to 0 at --train_steps (for runs whose length is known).")
+flags.DEFINE_enum("lr_schedule", "inverse_sqrt", ["inverse_sqrt", "linear", "linear_time"],
+                  "Decay after the warm-up: inverse_sqrt = peak * sqrt(warmup / step), no end; "
+                  "linear = linearly to 0 at --train_steps (for runs whose length is known); "
+                  "linear_time = linearly to 0 at the --max_minutes deadline, the end step "
+                  "re-estimated from the measured step time at every checkpoint (at most "
+                  "--train_steps).")
 flags.DEFINE_float("clip_norm", 1.0, "Global-norm clip of the combined gradient (0 = off).")
 flags.DEFINE_integer("seed", 1234, "Global seed; initial weights derive from (seed, component).")
 flags.DEFINE_bool("deterministic", False, "TF op determinism and a fixed data order.")

@@ -184,9 +184,16 @@ def check_train(config: Config) -> None:
     raise UserError("--main_task='': give a loss term name, e.g. translation")
   if train.init_from:
     check_init_from(train.init_from, config.workdir)
-  if train.lr_schedule == "linear" and train.train_steps <= train.warmup_steps:
-    raise UserError(f"--lr_schedule=linear decays to 0 at --train_steps={train.train_steps}: "
-                    f"give more steps than --warmup_steps={train.warmup_steps}")
+  if train.lr_schedule in ("linear", "linear_time") and train.train_steps <= train.warmup_steps:
+    raise UserError(f"--lr_schedule={train.lr_schedule} decays to 0 at most at --train_steps="
+                    f"{train.train_steps}: give more steps than --warmup_steps={train.warmup_steps}")
+  if train.lr_schedule == "linear_time" and not train.max_minutes:
+    raise UserError("--lr_schedule=linear_time decays to 0 at the --max_minutes deadline: give "
+                    "--max_minutes > 0 (or use --lr_schedule=linear, which ends at --train_steps)")
+  if train.lr_schedule == "linear_time" and train.distribute == "multi_worker":
+    raise UserError("--lr_schedule=linear_time times each worker's own steps, so workers would "
+                    "disagree on the learning rate: use --lr_schedule=linear with "
+                    "--distribute=multi_worker")
   if train.distribute == "multi_worker" and not os.environ.get("TF_CONFIG"):
     raise UserError("--distribute=multi_worker: the TF_CONFIG environment variable is not set; "
                     "it describes the cluster and this worker (README, 'Several devices')")

@@ -169,6 +169,8 @@ def make_checkpoint(c: Components, iterator=None, fingerprint: str = "") -> tf.t
     objects["optimizer"] = c.optimizer
   if c.schedule is not None:
     objects["lr_scale"] = c.schedule.scale
+    if c.config.train.lr_schedule == "linear_time":  # the end EndFitter moved, for a rerun
+      objects["lr_end"] = c.schedule.total
   for head in c.heads:
     objects[f"head_{head.head_name}"] = variables_checkpoint(head)
   if iterator is not None:

@@ -15,6 +15,7 @@ from training.baselines import check_schedule, make_schedule
 from training.components import (PIPELINE_KEY, build_components, checkpoint_dir,
                                  make_checkpoint, pipeline_fingerprint)
 from training.progress import Progress
+from training.schedules import EndFitter
 from training.selection import Selection
 from training.grad_stats import make_grad_stats_fn
 from training.step import check_step_options
@@ -141,10 +142,15 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
                    if train_cfg.log_grad_stats_every and strategy is None else None)
   writer = tf.summary.create_file_writer(os.path.join(c.config.workdir, "tensorboard", "train"))
   step = int(c.step.numpy())
-  progress = Progress(train_cfg.train_steps, step, train_cfg.log_every,
-                      wall_start + 60 * train_cfg.max_minutes if train_cfg.max_minutes else 0.0)
+  deadline = wall_start + 60 * train_cfg.max_minutes if train_cfg.max_minutes else 0.0
+  fitter = (EndFitter(c.schedule, train_cfg.train_steps, train_cfg.eval_every, step, time.time(),
+                      deadline) if train_cfg.lr_schedule == "linear_time" else None)
+  if fitter and int(c.schedule.total.numpy()) > train_cfg.train_steps:
+    c.schedule.total.assign(train_cfg.train_steps)  # a rerun with a lower --train_steps
+  end = int(c.schedule.total.numpy()) if fitter else train_cfg.train_steps
+  progress = Progress(end, step, train_cfg.log_every, deadline)
   skipped, sentences = 0, None
-  while step < train_cfg.train_steps:
+  while step < end:
     batches = _next_batches(iterator, train_cfg.accum_steps)
     if grad_stats_fn is not None and (step + 1) % train_cfg.log_grad_stats_every == 0:
       _log_grad_stats(writer, c, grad_stats_fn(batches[0] if isinstance(batches, tuple)
@@ -161,9 +167,10 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
       logging.warning("step %d skipped: non-finite %s (%d skipped so far)", step + 1, bad, skipped)
     step = int(c.step.assign_add(1).numpy())
     _log_step(writer, progress, c, result, step, wall_start)
-    if step % train_cfg.checkpoint_every == 0 or step == train_cfg.train_steps:
+    if step % train_cfg.checkpoint_every == 0 or step == end:
       manager.save(checkpoint_number=step)
     if best is not None and step % train_cfg.eval_every == 0:
+      eval_start = time.time()
       with averaging.evaluation_weights(c):  # EMA swapped in, then back (when on)
         totals = {}  # the heads' statistics (confusions) of this validation, for the pictures
         metrics = _evaluate(c, "validation", step, totals, kind="validation",
@@ -172,6 +179,8 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
           sentences = inspect.fixed_validation_sentences(c, 3)
         inspect.write_validation_images(c, writer, step, sentences, totals)
       stop = best.update(metrics, step)
+      if fitter:
+        fitter.record_eval(time.time() - eval_start)
       logging.info("validation at step %d: %s (best %s=%s)", step, _short(metrics), best.metric,
                    best.best)
       if stop:
@@ -182,7 +191,18 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
       logging.info("--max_minutes=%s reached at step %d", train_cfg.max_minutes, step)
       manager.save(checkpoint_number=step)
       break
+    if fitter and step % train_cfg.checkpoint_every == 0 and step < end:
+      end = progress.total = _refit_end(fitter, step, end)
   progress.close()
+
+
+def _refit_end(fitter, step: int, end: int) -> int:
+  """--lr_schedule=linear_time: the schedule's new end from the times so far (logged if moved)."""
+  new_end = fitter.refit(step, time.time())
+  if new_end != end:
+    logging.info("--lr_schedule=linear_time: the learning rate now reaches 0 at step %d (was %d)",
+                 new_end, end)
+  return new_end
 
 
 def _log_step(writer, progress, c, result, step, wall_start) -> None:

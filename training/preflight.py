@@ -126,8 +126,10 @@ def describe_run(config: Config) -> str:
                  f"{how}; --fold_regularisers)")
   lines.append(f"  model:    {model.model} d_model {model.d_model}, {model.num_layers}+"
                f"{model.num_layers} layers, dropout {model.dropout:g}")
-  decay = (f"linear to 0 at step {train.train_steps}" if train.lr_schedule == "linear"
-           else "inverse square root")
+  decay = {"linear": f"linear to 0 at step {train.train_steps}",
+           "linear_time": f"linear to 0 at the {train.max_minutes:g}-minute deadline (the end "
+                          f"step re-estimated at every checkpoint, at most {train.train_steps})"
+           }.get(train.lr_schedule, "inverse square root")
   budget = f", at most {train.max_minutes:g} minutes" if train.max_minutes else ""
   lines.append(f"  steps:    {train.train_steps}{budget}; learning rate {train.learning_rate:g} "
                f"after {train.warmup_steps} warm-up steps, then {decay}")

@@ -36,25 +36,66 @@ class LinearWarmupDecay(WarmupSchedule):
   """Then linearly to 0 at step `total` (and 0 after it).
 
   For a fixed budget of steps, decaying to zero at its end does better than a schedule with no
-  end (Li et al., ICLR 2020, "Budgeted training"); `total` is --train_steps.
+  end (Li et al., ICLR 2020, "Budgeted training"); `total` is --train_steps, or under
+  --lr_schedule=linear_time the step EndFitter moves it to (a variable, saved in checkpoints).
   """
 
   def __init__(self, peak: float, warmup: int, total: int):
     super().__init__(peak, warmup)
     if total <= warmup:
       raise ValueError(f"need total > warmup, got total={total}, warmup={warmup}")
-    self.total = int(total)
+    self.total = tf.Variable(int(total), trainable=False, dtype=tf.int64, name="lr_end")
 
   def decay(self, step):
-    return tf.maximum(0.0, (self.total - step + 1.0) / float(self.total - self.warmup))
+    total = tf.cast(self.total, tf.float32)
+    return tf.maximum(0.0, (total - step + 1.0) / (total - float(self.warmup)))
 
   def get_config(self):
-    return {**super().get_config(), "total": self.total}
+    return {**super().get_config(), "total": int(self.total.numpy())}
+
+
+class EndFitter:
+  """--lr_schedule=linear_time: moves the linear schedule's end so that it lands on the
+  --max_minutes deadline of this run on this host.
+
+  At every `refit` the end becomes the step reached if the steps left take as long as the steps
+  so far (their mean time, validations apart) plus the validations they include take as long as
+  those so far; it stays within (warmup, bound] and after the current step. Before the first
+  validation its time is unknown and counted as 0; later refits correct for it. Times are
+  seconds from any one clock (the loop passes time.time()); `start` is when this process's first
+  step began, `deadline` when training must stop.
+  """
+
+  def __init__(self, schedule: LinearWarmupDecay, bound: int, eval_every: int, start_step: int,
+               start: float, deadline: float):
+    self.schedule, self.bound, self.eval_every = schedule, int(bound), int(eval_every)
+    self.start_step, self.start, self.deadline = int(start_step), float(start), float(deadline)
+    self.eval_seconds, self.evals = 0.0, 0
+
+  def record_eval(self, seconds: float) -> None:
+    self.eval_seconds += float(seconds)
+    self.evals += 1
+
+  def fitted_end(self, step: int, now: float) -> int:
+    """The end step the times so far give at `step` (pure: assigns nothing)."""
+    done = step - self.start_step
+    if done <= 0:
+      return int(self.schedule.total.numpy())
+    per_step = max(now - self.start - self.eval_seconds, 1e-9) / done
+    if self.evals and self.eval_every:
+      per_step += self.eval_seconds / self.evals / self.eval_every
+    left = int(max(self.deadline - now, 0.0) / per_step)
+    return min(max(step + left, step + 1, self.schedule.warmup + 1), self.bound)
+
+  def refit(self, step: int, now: float) -> int:
+    end = self.fitted_end(step, now)
+    self.schedule.total.assign(end)
+    return end
 
 
 def make_schedule(train) -> WarmupSchedule:
   """The schedule `train` (a TrainConfig) names; --warmup_steps=0 warms up over one step."""
   warmup = max(train.warmup_steps, 1)
-  if train.lr_schedule == "linear":
+  if train.lr_schedule in ("linear", "linear_time"):
     return LinearWarmupDecay(train.learning_rate, warmup, train.train_steps)
   return InverseSqrtWarmup(train.learning_rate, warmup)

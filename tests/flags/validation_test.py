@@ -63,6 +63,8 @@ COMBINATION_CASES = [
     ["--early_stop_patience=2"],                      # without --eval_every
     ["--lr_control=plateau"],
     ["--lr_schedule=linear", "--train_steps=300", "--warmup_steps=300"],
+    ["--lr_schedule=linear_time", "--max_minutes=5", "--train_steps=300", "--warmup_steps=300"],
+    ["--lr_schedule=linear_time"],                    # without --max_minutes
     ["--batch_tokens=40", "--max_length=64"],
     ["--average_last=6"],                             # 5 checkpoints are kept
     ["--average_last=8", "--keep_checkpoints=7"],
@@ -177,6 +179,16 @@ def test_preset_values_are_checked_and_named():
   absl_flags.FLAGS.unparse_flags()
   absl_flags.FLAGS(["main.py", "--preset=tiny", "--max_length=600"])  # tiny: batch_tokens 512
   with pytest.raises(UserError, match=r"--batch_tokens=512"):
+    app_flags.config_from_flags()
+
+
+def test_linear_time_is_refused_with_several_workers(monkeypatch):
+  """Each worker would time its own steps and move the schedule's end on its own."""
+  monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["localhost:1"]},
+                                              "task": {"type": "worker", "index": 0}}))
+  absl_flags.FLAGS(["main.py", "--lr_schedule=linear_time", "--max_minutes=5",
+                    "--distribute=multi_worker"])
+  with pytest.raises(UserError, match=r"--lr_schedule=linear_time times each worker's own steps"):
     app_flags.config_from_flags()
 
 
