@@ -143,11 +143,8 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
   writer = tf.summary.create_file_writer(os.path.join(c.config.workdir, "tensorboard", "train"))
   step = int(c.step.numpy())
   deadline = wall_start + 60 * train_cfg.max_minutes if train_cfg.max_minutes else 0.0
-  fitter = (EndFitter(c.schedule, train_cfg.train_steps, train_cfg.eval_every, step, time.time(),
-                      deadline) if train_cfg.lr_schedule == "linear_time" else None)
-  if fitter and int(c.schedule.total.numpy()) > train_cfg.train_steps:
-    c.schedule.total.assign(train_cfg.train_steps)  # a rerun with a lower --train_steps
-  end = int(c.schedule.total.numpy()) if fitter else train_cfg.train_steps
+  timed, fitter = train_cfg.lr_schedule == "linear_time", None
+  end = _first_end(c, step) if timed else train_cfg.train_steps
   progress = Progress(end, step, train_cfg.log_every, deadline)
   skipped, sentences = 0, None
   while step < end:
@@ -179,7 +176,7 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
           sentences = inspect.fixed_validation_sentences(c, 3)
         inspect.write_validation_images(c, writer, step, sentences, totals)
       stop = best.update(metrics, step)
-      if fitter:
+      if fitter:  # (none yet only if this process's first step was a validation step)
         fitter.record_eval(time.time() - eval_start)
       logging.info("validation at step %d: %s (best %s=%s)", step, _short(metrics), best.metric,
                    best.best)
@@ -191,18 +188,44 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
       logging.info("--max_minutes=%s reached at step %d", train_cfg.max_minutes, step)
       manager.save(checkpoint_number=step)
       break
-    if fitter and step % train_cfg.checkpoint_every == 0 and step < end:
-      end = progress.total = _refit_end(fitter, step, end)
+    if timed:
+      fitter, end = _time_fit(c, fitter, step, end, deadline)
+      progress.total = end
   progress.close()
 
 
-def _refit_end(fitter, step: int, end: int) -> int:
-  """--lr_schedule=linear_time: the schedule's new end from the times so far (logged if moved)."""
+# --lr_schedule=linear_time: a process's first fit of the schedule's end comes this many timed
+# steps after its first step (which traces the graph and is not timed); later ones at every
+# checkpoint.
+FIRST_FIT_STEPS = 50
+
+
+def _first_end(c, step: int) -> int:
+  """--lr_schedule=linear_time: the step to train to until the first fit. The saved end (the
+  bound for a new run; lowered to the bound if a rerun lowered --train_steps), or, when a
+  finished run is rerun with steps left below the bound, the bound: its first steps then run at
+  rate 0 (the saved end is passed) until the first fit gives the new deadline its decay."""
+  bound, saved = c.config.train.train_steps, int(c.schedule.total.numpy())
+  if saved > bound:
+    c.schedule.total.assign(bound)
+    saved = bound
+  return bound if saved <= step else saved
+
+
+def _time_fit(c, fitter, step: int, end: int, deadline: float):
+  """--lr_schedule=linear_time after a step: (the fitter, the step to train to)."""
+  train = c.config.train
+  if fitter is None:
+    return EndFitter(c.schedule, train.train_steps, train.eval_every, step, time.time(),
+                     deadline), end
+  if step >= end or (step % train.checkpoint_every
+                     and step != fitter.start_step + FIRST_FIT_STEPS):
+    return fitter, end
   new_end = fitter.refit(step, time.time())
   if new_end != end:
     logging.info("--lr_schedule=linear_time: the learning rate now reaches 0 at step %d (was %d)",
                  new_end, end)
-  return new_end
+  return fitter, new_end
 
 
 def _log_step(writer, progress, c, result, step, wall_start) -> None:

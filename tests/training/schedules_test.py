@@ -1,4 +1,5 @@
 """Learning-rate schedules: values derived by hand."""
+import dataclasses
 import json
 
 import numpy as np
@@ -69,24 +70,39 @@ def test_end_fitter_stays_within_the_warm_up_the_step_and_the_bound():
   assert _fitter(deadline=300.0).fitted_end(0, 50.0) == 1000  # no step timed yet: unchanged
 
 
-def test_linear_time_trains_to_the_fitted_end_and_a_rerun_keeps_it(tmp_path, copy_corpus,
-                                                                    monkeypatch):
-  """The loop refits at every checkpoint and stops where the rate reaches 0; the end is saved, so
-  rerunning the finished run adds no step. The fit itself is replaced by a fixed answer (7): the
-  arithmetic is pinned above, and real step times would make the end vary."""
-  monkeypatch.setattr(EndFitter, "fitted_end", lambda self, step, now: 7)
+def _train_records(workdir, after_step=0):
+  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
+  return [r for r in records if r["kind"] == "train" and r["step"] > after_step]
+
+
+def test_linear_time_trains_to_the_fitted_end_and_a_rerun_gets_its_own(tmp_path, copy_corpus,
+                                                                       monkeypatch):
+  """The loop fits the end at every checkpoint and stops where the rate reaches 0; the end is
+  saved. A rerun of the finished run with steps left below --train_steps trains on at rate 0
+  until its first fit, then decays to its own end; with no steps left it adds none. The fit is
+  replaced by a fixed answer (6 steps after the process's first step): its arithmetic is pinned
+  above, and real step times would make the end vary."""
+  monkeypatch.setattr(EndFitter, "fitted_end", lambda self, step, now: self.start_step + 6)
   workdir = tmp_path / "run"
   config = tiny_config(workdir, copy_corpus, False, lr_schedule="linear_time", train_steps=40,
                        warmup_steps=2, checkpoint_every=3, log_every=1, max_minutes=30.0)
-  assert loop.train(config)["step"] == 7
-  records = [json.loads(line) for line in (workdir / "metrics.jsonl").read_text().splitlines()]
-  train = [r for r in records if r["kind"] == "train"]
+  assert loop.train(config)["step"] == 7  # first step 1, fitted at step 3: end 7
+  train = _train_records(workdir)
   assert [r["step"] for r in train] == list(range(1, 8))
   # Steps 1-3 ran towards the bound (40): the rate after step 3 is (40 - 4 + 1) / 38 of 1e-3.
-  # From the refit at step 3 the end is 7: (7 - 5 + 1) / 5 after step 4, and 0 after step 7.
+  # From the fit at step 3 the end is 7: (7 - 5 + 1) / 5 after step 4, and 0 after step 7.
   np.testing.assert_allclose([train[2]["learning_rate"], train[3]["learning_rate"],
                               train[6]["learning_rate"]], [1e-3 * 37 / 38, 1e-3 * 3 / 5, 0.0],
                              atol=1e-6)  # metrics.jsonl keeps 6 decimals
   reader = tf.train.load_checkpoint(str(workdir / "checkpoints" / "ckpt-7"))
   assert reader.get_tensor("lr_end/.ATTRIBUTES/VARIABLE_VALUE") == 7
-  assert loop.train(config)["step"] == 7  # finished: the saved end holds
+  # The rerun: first step 8, rate 0 through step 9 (the saved end, 7, is passed), fitted at
+  # step 9 (a checkpoint): end 14, so (14 - 11 + 1) / 12 after step 10 and 0 after step 14.
+  assert loop.train(config)["step"] == 14
+  rerun = _train_records(workdir, after_step=7)
+  assert [r["step"] for r in rerun] == list(range(8, 15))
+  np.testing.assert_allclose([r["learning_rate"] for r in rerun],
+                             1e-3 * np.array([0, 0, 4 / 12, 3 / 12, 2 / 12, 1 / 12, 0]), atol=1e-6)
+  # With --train_steps at the step reached there is nothing left to fit: no step is added.
+  finished = dataclasses.replace(config, train=dataclasses.replace(config.train, train_steps=14))
+  assert loop.train(finished)["step"] == 14 and not _train_records(workdir, after_step=14)
