@@ -93,15 +93,16 @@ def test_readme_flag_reference_is_current():
 
 
 def test_long_preset_can_continue_a_finished_run(parse, tmp_path):
-  """multi30k_transformer_long differs only in its step count and --max_minutes, so the workdir
-  guard accepts a multi30k_transformer run's workdir and the longer run resumes it."""
+  """multi30k_transformer_long differs only in --max_minutes, so the workdir guard accepts a
+  multi30k_transformer run's workdir and the longer run resumes it (its linear_time schedule
+  then decays again to the new deadline: tests/training/schedules_test.py)."""
   from training.workdir import prepare_workdir
   workdir, data = str(tmp_path / "run"), f"--data_dir={tmp_path}"
   short = parse("--preset=multi30k_transformer", f"--workdir={workdir}", data)
   long = parse("--preset=multi30k_transformer_long", f"--workdir={workdir}", data)
   assert dataclasses.replace(long, train=short.train) == short
-  assert dataclasses.replace(long.train, train_steps=6600, max_minutes=60.0) == short.train
-  assert (long.train.train_steps, long.train.max_minutes) == (11000, 100.0)
+  assert dataclasses.replace(long.train, max_minutes=60.0) == short.train
+  assert (long.train.lr_schedule, long.train.max_minutes) == ("linear_time", 100.0)
   prepare_workdir(short)
   prepare_workdir(long)  # raises UserError if the guard saw a different model/data config
   rnn = parse("--preset=multi30k_rnn", f"--workdir={workdir}", data)
@@ -125,22 +126,24 @@ def test_multi30k_small_is_the_measured_command(parse, tmp_path):
 def test_multi30k_transformer_is_the_measured_command(parse, tmp_path):
   """The preset equals the flags of the run chosen on validation in docs/results.md (issue 22,
   2026-12-05): the earlier recipe (`_multi30k`, which multi30k_small and multi30k_rnn start from)
-  plus sampling, dropout 0.2, the linear schedule to step 6,600 and 5 checkpoints averaged."""
+  plus sampling, dropout 0.2, the linear schedule to 0 at the 60-minute deadline (at most
+  100,000 steps) and 5 checkpoints averaged."""
   data = f"--data_dir={tmp_path}"
   preset = parse("--preset=multi30k_transformer", data)
   flags = parse("--preset=multi30k_rnn", data, "--model=transformer", "--num_layers=3",
                 "--num_heads=4", "--ffn_dim=1024", "--dropout=0.2", "--subword_alpha=0.5",
-                "--lr_schedule=linear", "--train_steps=6600", "--max_minutes=60",
+                "--lr_schedule=linear_time", "--train_steps=100000", "--max_minutes=60",
                 "--keep_checkpoints=10", "--average_last=5", "--length_penalty=1.0")
   assert preset == flags
   assert (preset.data.subword_nbest, preset.eval.beam_size) == (-1, 4)
 
 
 def test_multi30k_transformer_heads_is_the_translation_preset_plus_heads(parse, tmp_path):
-  """The preset is multi30k_transformer (its linear schedule, dropout 0.2, 6,600 steps or 60
-  minutes, 5 averaged) with listings as 5% of the stream and the two heads at their defaults
-  (attention_entropy at 0.003, folded with the cap by default): the command of the issue-22
-  heads run in docs/results.md; --nofold_regularisers turns its fold off."""
+  """The preset is multi30k_transformer (its linear schedule to the 60-minute deadline, dropout
+  0.2, 5 averaged) with listings as 5% of the stream and the two heads at their defaults
+  (attention_entropy at 0.003, folded with the cap by default): the issue-22 heads run in
+  docs/results.md, whose schedule then ended at step 6,600; --nofold_regularisers turns its fold
+  off."""
   data = f"--data_dir={tmp_path}"
   preset = parse("--preset=multi30k_transformer_heads", data)
   flags = parse("--preset=multi30k_transformer", data, "--mix=tsv:0.05",
@@ -148,7 +151,7 @@ def test_multi30k_transformer_heads_is_the_translation_preset_plus_heads(parse, 
                 "--fold_refresh_every=10")
   assert preset == flags
   assert (preset.model.dropout, preset.train.lr_schedule, preset.train.train_steps,
-          preset.eval.average_last) == (0.2, "linear", 6600, 5)
+          preset.eval.average_last) == (0.2, "linear_time", 100000, 5)
   from heads.attention_entropy import EntropyOptions  # pylint: disable=import-outside-toplevel
   assert EntropyOptions().weight == 0.003  # the measured run gave this weight explicitly
   assert not parse("--preset=multi30k_transformer_heads", data,
