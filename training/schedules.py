@@ -62,8 +62,9 @@ class EndFitter:
   so far (their mean time, validations apart) plus the validations they include take as long as
   those so far; it stays within (warmup, bound] and after the current step. Before the first
   validation its time is unknown and counted as 0; later refits correct for it. Times are
-  seconds from any one clock (the loop passes time.time()); `start` is when this process's first
-  step began, `deadline` when training must stop.
+  seconds from any one clock (the loop passes time.time()); `start` is when timing began, at
+  `start_step` (the loop: the end of this process's first step, which traces the graph),
+  `deadline` when training must stop.
   """
 
   def __init__(self, schedule: LinearWarmupDecay, bound: int, eval_every: int, start_step: int,
