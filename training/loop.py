@@ -184,7 +184,7 @@ def _run_steps(c, iterator, manager, best, wall_start, strategy=None) -> None:
         logging.info("early stop: %d validations without improvement", best.bad_evals)
         manager.save(checkpoint_number=step)
         break
-    if train_cfg.max_minutes and time.time() - wall_start > 60 * train_cfg.max_minutes:
+    if deadline and time.time() > deadline:
       logging.info("--max_minutes=%s reached at step %d", train_cfg.max_minutes, step)
       manager.save(checkpoint_number=step)
       break
