@@ -27,6 +27,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from training import process_env  # noqa: E402  (before TensorFlow: as main.py trains)
+
+process_env.apply()
 
 DEFAULT_DATA_DIR = os.path.join(os.path.dirname(ROOT), "shared", "data", "multi30k")
 MODELS = {"full": dict(d_model=256, num_layers=3, num_heads=4, ffn_dim=1024),

@@ -30,6 +30,9 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 if ROOT not in sys.path:
   sys.path.insert(0, ROOT)
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+from training import process_env  # noqa: E402  (before TensorFlow: as main.py trains)
+
+process_env.apply()
 
 import numpy as np  # noqa: E402
 
@@ -95,6 +98,12 @@ def log(message: str) -> None:
   print(f"[throughput] {message}", file=sys.stderr, flush=True)
 
 
+def minor_faults() -> int:
+  """Minor page faults of this process so far: each is the kernel handing a fresh page to the
+  allocator (e.g. after a large buffer was returned to the system and is asked for again)."""
+  return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def peak_rss_mb() -> float:
   """Peak resident set size of this process so far (ru_maxrss is KiB on Linux)."""
   return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
@@ -151,8 +160,10 @@ def time_round_robin(trainers, args):
   blocks = {name: [] for name in trainers}
   for r in range(args.rounds):
     for name, trainer in trainers.items():
+      faults = minor_faults()
       blocks[name].append(trainer.run(per_round))
       block = blocks[name][-1]
+      block["minflt"] = minor_faults() - faults
       log(f"round {r + 1}/{args.rounds} {name}: "
           f"{block['tokens'] / sum(block['durations']):.0f} tok/s")
   return blocks
@@ -170,7 +181,8 @@ def summarize(name, blocks, ceilings, precision):
          f"{name}_steps": int(len(durations)), f"{name}_gflops": gflops,
          f"{name}_padding_efficiency": tokens / sum(b["padded_tokens"] for b in blocks),
          f"{name}_tok_s_rounds": [b["tokens"] / sum(b["durations"]) for b in blocks],
-         f"{name}_retraced_steps_left_out": sum(b.get("retraced", 0) for b in blocks)}
+         f"{name}_retraced_steps_left_out": sum(b.get("retraced", 0) for b in blocks),
+         f"{name}_minflt_per_step": sum(b.get("minflt", 0) for b in blocks) / len(durations)}
   if f"matmul_gflops_{kind}" in ceilings:
     out[f"{name}_ceiling_fraction"] = gflops / ceilings[f"matmul_gflops_{kind}"]
   if f"matmul_gflops_model_{kind}" in ceilings:

@@ -8,6 +8,12 @@ import tempfile
 
 import pytest
 
+from training import process_env
+
+# The process-wide settings main.py trains with (the CPU allocator), applied before any test
+# module imports TensorFlow, so the tests run as the product does whatever the collection order.
+process_env.apply()
+
 WORDS = ("apple bird cloud door eagle forest garden house island jungle kettle lemon mountain "
          "night ocean pepper queen river stone tiger umbrella valley window yellow zebra").split()
 

@@ -82,7 +82,10 @@ def _without_optional_packages():
 def load_tensorflow() -> None:
   """Imports TensorFlow and lets it find its devices, quietly. tensorflow_text (~0.3 s) is not
   imported here: the modules whose graphs use its ops (data.tokenizer, data.pipeline,
-  evaluation.export) import it themselves, and translating with a checkpoint needs none."""
+  evaluation.export) import it themselves, and translating with a checkpoint needs none. The
+  process-wide settings of training/process_env.py (the CPU allocator) are applied first."""
+  from training import process_env  # pylint: disable=import-outside-toplevel
+  process_env.apply()
   with quiet_start(), _without_optional_packages():
     import tensorflow as tf  # pylint: disable=import-outside-toplevel
     tf.config.list_physical_devices()

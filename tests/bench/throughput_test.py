@@ -25,6 +25,7 @@ def test_quick_run_reports_every_number_and_the_reference_trains(tmp_path, capsy
   result = json.loads(last_line)
   for key in REQUIRED:
     assert isinstance(result[key], float) and math.isfinite(result[key]) and result[key] > 0, key
+  assert result["auxseq_fp32_minflt_per_step"] >= 0  # a count: none is possible
   assert result["lengths_origin"] == "fallback" and "FALLBACK" in result["data"]
   assert result["reference_loss"]["end"] < result["reference_loss"]["start"]
   assert result["heads_same_batches"] is True  # same stream: the overhead ratio compares like
