@@ -119,7 +119,8 @@ def multi30k_transformer() -> Config:
   (--lr_schedule=linear; matmul 216 / 422 GFLOP/s fp32 / bf16): 6,600 steps in 55.9 min, test2016
   cased sacreBLEU 39.73 / chrF 63.62 / TER 45.58; the same day, this preset at --seed=2 (213 /
   418): the end fitted to step 7,181, reached at 59.9 min, 39.33 / 63.66. Two runs, two seeds:
-  39.53 on average, against 39.27 for the 2026-12-04 recipe (one run).
+  39.53 on average, against 39.27 for the 2026-12-04 recipe (one run). On an AVX2-only host of
+  the kind (float32, matmul 164 GFLOP/s), 2026-12-05: 3,738 steps in 59.9 min, 37.94 / 61.90.
   """
   base = _multi30k_sampled()
   return dataclasses.replace(
