@@ -120,7 +120,8 @@ def multi30k_transformer() -> Config:
   cased sacreBLEU 39.73 / chrF 63.62 / TER 45.58; the same day, this preset at --seed=2 (213 /
   418): the end fitted to step 7,181, reached at 59.9 min, 39.33 / 63.66. Two runs, two seeds:
   39.53 on average, against 39.27 for the 2026-12-04 recipe (one run). On an AVX2-only host of
-  the kind (float32, matmul 164 GFLOP/s), 2026-12-05: 3,738 steps in 59.9 min, 37.94 / 61.90.
+  the kind (float32, matmul ~160 GFLOP/s), 2026-12-05: 4,042 steps in 60 min, 39.09 / 62.73
+  with the BFC allocator (3,738 steps, 37.94 with malloc, same seed).
   """
   base = _multi30k_sampled()
   return dataclasses.replace(
