@@ -120,22 +120,18 @@ def run(argv=None) -> Dict:
   workdir = args.workdir or tempfile.mkdtemp(prefix="auxseq_env_")
   part = host_part()
   labels = [label(env) for env in settings]
-  tok_s = {name: [0.0] * args.rounds for name in labels}
-  faults = {name: [0.0] * args.rounds for name in labels}
-  rss = {name: [0.0] * args.rounds for name in labels}
+  children = {name: [None] * args.rounds for name in labels}  # run_child's result, per round
   for r in range(args.rounds):
     for env in rotated(settings, r):
-      child = run_child(part, env, args, workdir)
       name = label(env)
-      tok_s[name][r], faults[name][r] = child["tok_s"], child["minflt_per_step"]
-      rss[name][r] = child["peak_rss_mb"]
+      child = children[name][r] = run_child(part, env, args, workdir)
       print(f"round {r + 1}/{args.rounds} {name}: {child['tok_s']:.0f} tok/s, "
             f"{child['minflt_per_step']:.0f} minor faults a step, peak RSS "
             f"{child['peak_rss_mb']:.0f} MB", file=sys.stderr, flush=True)
-  summary = summarize(labels, tok_s)
+  summary = summarize(labels, {n: [c["tok_s"] for c in children[n]] for n in labels})
   for name in labels:
-    summary[name]["minflt_per_step_rounds"] = faults[name]
-    summary[name]["peak_rss_mb_rounds"] = rss[name]
+    summary[name]["minflt_per_step_rounds"] = [c["minflt_per_step"] for c in children[name]]
+    summary[name]["peak_rss_mb_rounds"] = [c["peak_rss_mb"] for c in children[name]]
   return {"part": part, "cores": os.cpu_count(), "steps": args.steps, "rounds": args.rounds,
           "settings": summary}
 
