@@ -30,6 +30,7 @@ class AuxseqSetup:
     mix_prices: mix in the embedded priced listings (tsv, weight 0.2), which `price` needs.
     combiner: `--combiner` (default `fixed`).
     jit_compile: XLA-compile the train step (`--jit_compile`).
+    length_buckets: `--length_buckets` (auto = exact, or geometric under jit_compile).
   """
   workdir: str
   data_dir: str
@@ -46,6 +47,7 @@ class AuxseqSetup:
   warmup_steps: int = 200
   combiner: str = "fixed"
   jit_compile: bool = False
+  length_buckets: str = "auto"
 
 
 def make_config(setup: AuxseqSetup):
@@ -60,7 +62,8 @@ def make_config(setup: AuxseqSetup):
       workdir=setup.workdir,
       model=ModelConfig(dropout=0.1, **setup.model_args),
       data=DataConfig(sources=sources, vocab_size=setup.vocab_size,
-                      batch_tokens=setup.batch_tokens, max_length=setup.max_length,
+                      batch_tokens=setup.batch_tokens, length_buckets=setup.length_buckets,
+                      max_length=setup.max_length,
                       shuffle_buffer=setup.shuffle_buffer),
       train=TrainConfig(precision=setup.precision, combiner=setup.combiner, seed=setup.seed,
                         jit_compile=setup.jit_compile,

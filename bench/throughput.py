@@ -10,6 +10,8 @@ a shared machine hit every trainer alike):
   reference_bf16  the same under the mixed_bfloat16 policy (float32 logits): auxseq_bf16's match
   auxseq_fp32   auxseq, float32, length-bucketed batches of ~batch_tokens, translation only
   auxseq_bf16   the same in mixed_bfloat16
+  auxseq_fp32_geometric  auxseq_fp32 with the coarse length buckets of before 2026-12-06
+                (`--length_buckets=geometric`; on request, alias `buckets`)
   heads_base    translation only, on the stream that mixes in priced listings (tsv, 0.2)
   heads_all     the same + price + attention_entropy(per_head, all layers) + coverage
 Plus: `pipeline` (auxseq's training stream alone) and `matmul` (the GFLOP/s ceiling).
@@ -44,9 +46,12 @@ PARTS = ("reference", "reference_bf16", "auxseq_fp32", "auxseq_bf16", "heads_bas
 REFERENCES = {"reference": "float32", "reference_bf16": "mixed_bfloat16"}
 # XLA-compiled train steps (`--jit_compile`): measured on request, not part of `all`.
 JIT_PARTS = ("auxseq_fp32_jit", "auxseq_bf16_jit")
-KNOWN_PARTS = PARTS + JIT_PARTS
+# The length buckets of before 2026-12-06 (`--length_buckets=geometric`), on request.
+BUCKET_PARTS = ("auxseq_fp32_geometric",)
+KNOWN_PARTS = PARTS + JIT_PARTS + BUCKET_PARTS
 ALIASES = {"auxseq": ("auxseq_fp32", "auxseq_bf16"), "heads": ("heads_base", "heads_all"),
-           "jit": ("auxseq_fp32", "auxseq_bf16") + JIT_PARTS, "all": PARTS}
+           "jit": ("auxseq_fp32", "auxseq_bf16") + JIT_PARTS,
+           "buckets": ("auxseq_fp32",) + BUCKET_PARTS, "all": PARTS}
 FULL = dict(model=dict(d_model=256, num_layers=3, num_heads=4, ffn_dim=1024), vocab_size=8000,
             matmul_square=1024, matmul_seconds=1.0, shuffle_buffer=20000, pipeline_batches=200)
 FLOPS_NOTE = ("useful training FLOPs = 3 x forward; forward per pair (s src, t tgt tokens, d, f, "
@@ -133,6 +138,7 @@ def make_setups(args, workdir, data_dir, sizes):
   return {"auxseq_fp32": base, "auxseq_bf16": bf16,
           "auxseq_fp32_jit": dataclasses.replace(base, jit_compile=True),
           "auxseq_bf16_jit": dataclasses.replace(bf16, jit_compile=True),
+          "auxseq_fp32_geometric": dataclasses.replace(base, length_buckets="geometric"),
           "heads_base": dataclasses.replace(base, **mixed),
           "heads_all": dataclasses.replace(base, heads=auxseq_runner.HEADS_SPEC,
                                                          **mixed)}
@@ -203,6 +209,12 @@ def derived(result, blocks):
     if f"auxseq_{kind}_jit_tok_s" in result and f"auxseq_{kind}_tok_s" in result:
       result[f"jit_speedup_{kind}"] = (result[f"auxseq_{kind}_jit_tok_s"]
                                        / result[f"auxseq_{kind}_tok_s"])
+  if "auxseq_fp32_geometric_tok_s" in result and "auxseq_fp32_tok_s" in result:
+    result["exact_over_geometric_fp32"] = (result["auxseq_fp32_tok_s"]
+                                           / result["auxseq_fp32_geometric_tok_s"])
+    result["exact_over_geometric_fp32_rounds"] = [
+        a / b for a, b in zip(result["auxseq_fp32_tok_s_rounds"],
+                              result["auxseq_fp32_geometric_tok_s_rounds"])]
   if "heads_base" in blocks and "heads_all" in blocks:
     result["head_overhead_ratio"] = result["heads_all_step_ms"] / result["heads_base_step_ms"]
     result["head_overhead_ratio_rounds"] = [

@@ -100,14 +100,15 @@ class DataBundle:
   def train_dataset(self, batch_tokens: int, seed: int,
                     pad_to_bucket: bool = False) -> tf.data.Dataset:
     """Infinite shuffled batches of every source mixed by weight, bucketed to `batch_tokens`
-    (`pad_to_bucket`: one batch shape per bucket, for XLA)."""
+    by the config's `length_buckets` (`pad_to_bucket`: one batch shape per bucket, for XLA)."""
     pipeline = importlib.import_module("data.pipeline")
     datasets = [pipeline.read_prepared(b.split_files("train"), seed + i)
                 for i, b in enumerate(self.builders)]
     weights = [s.weight for s in self.config.sources]
+    buckets = pipeline.resolve_length_buckets(self.config.length_buckets, pad_to_bucket)
     return pipeline.train_stream(datasets, weights, self.encoder, batch_tokens,
                                  self.config.max_length, seed, self.config.shuffle_buffer,
-                                 pad_to_bucket)
+                                 pad_to_bucket, buckets)
 
   def eval_dataset(self, split: str, batch_size: int, max_examples: int = 0,
                    source: int = 0) -> tf.data.Dataset:

@@ -19,8 +19,9 @@ from data.tokenizer import BOS, EOS
 
 # Bump when the training stream's operations or batch fields change: a checkpoint's data
 # position is only restored into the pipeline version that saved it (training/loop.py).
-# 2: prepared lines read with TextLineDataset (1 read TFDS's TFRecords).
-PIPELINE_VERSION = 2
+# 2: prepared lines read with TextLineDataset (1 read TFDS's TFRecords). 3: the length buckets
+# are named in the fingerprint (training/components.pipeline_fingerprint), `exact` the default.
+PIPELINE_VERSION = 3
 FIELDS = ("source", "target", "domain", "price", "alignment")
 
 
@@ -174,18 +175,41 @@ def example_length(example):
   return tf.maximum(tf.shape(example["source"])[0], tf.shape(example["target_out"])[0])
 
 
-def bucket_boundaries(max_length: int):
-  bounds = [b for b in (8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 192, 256) if b < max_length]
-  return bounds + [max_length + 1]
+LENGTH_BUCKETS = ("auto", "exact", "geometric")
+_GEOMETRIC_BOUNDS = (8, 12, 16, 20, 24, 32, 40, 48, 64, 80, 96, 128, 192, 256)
+
+
+def resolve_length_buckets(length_buckets: str, pad_to_bucket: bool) -> str:
+  """`auto` -> `geometric` when batches are padded to their bucket (XLA: one compile per
+  shape), else `exact`; the other names are returned as they are."""
+  if length_buckets not in LENGTH_BUCKETS:
+    raise ValueError(f"length_buckets must be one of {LENGTH_BUCKETS}, got {length_buckets!r}")
+  if length_buckets == "auto":
+    return "geometric" if pad_to_bucket else "exact"
+  return length_buckets
+
+
+def bucket_boundaries(max_length: int, length_buckets: str):
+  """Exclusive upper bounds of the length buckets (`example_length` <= max_length): `exact`
+  gives every length its own bucket (bounds 2, 3, ..., max_length + 1), `geometric` the coarse
+  bounds 8, 12, 16, 20, 24, 32, ... (fewer batch shapes, more padding)."""
+  if length_buckets == "exact":
+    return list(range(2, max_length + 2))
+  if length_buckets != "geometric":
+    raise ValueError(f"length_buckets must be exact or geometric, got {length_buckets!r}")
+  return [b for b in _GEOMETRIC_BOUNDS if b < max_length] + [max_length + 1]
 
 
 def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_length: int,
-                 seed: int, shuffle_buffer: int, pad_to_bucket: bool = False) -> tf.data.Dataset:
+                 seed: int, shuffle_buffer: int, pad_to_bucket: bool = False,
+                 length_buckets: str = "exact") -> tf.data.Dataset:
   """Shuffled, repeated, mixed (by weight), length-filtered, token-budget bucketed batches.
 
   pad_to_bucket: pad every batch to its bucket's upper bound, so there is one batch shape per
   bucket (XLA, `--jit_compile`, compiles once per shape; padded to the longest sentence instead,
   the shapes are unbounded and XLA recompiles all the time).
+  length_buckets: `exact` or `geometric` (`bucket_boundaries`); a bucket's batches hold
+  batch_tokens // (its bound) examples.
 
   With `encoder.samplers` (subword regularisation) the i-th example of the mixed stream is
   segmented by a sample seeded by (seed, i): the counter is part of the iterator state, so a
@@ -206,7 +230,7 @@ def train_stream(datasets, weights, encoder: Encoder, batch_tokens: int, max_len
         lambda i, row: encoder(row, sample_key=tf.stack([tf.constant(seed, tf.int64), i])),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
   encoded = encoded.filter(lambda ex: example_length(ex) <= max_length)
-  bounds = bucket_boundaries(max_length)
+  bounds = bucket_boundaries(max_length, length_buckets)
   sizes = [max(1, batch_tokens // b) for b in bounds] + [max(1, batch_tokens // (max_length + 1))]
   shapes = {k: [None] * spec.shape.rank for k, spec in encoded.element_spec.items()}
   batched = encoded.bucket_by_sequence_length(example_length, bounds, sizes, padded_shapes=shapes,

@@ -21,7 +21,7 @@ _SECTIONS = {
     "model": ("model", "d_model", "num_layers", "num_heads", "ffn_dim", "dropout",
               "tie_embeddings", "summary", "rnn_cell"),
     "data": ("source_lang", "target_lang", "vocab_size", "joint_vocab", "batch_tokens",
-             "max_length", "tokenizer_sample", "data_cache_dir", "subword_alpha",
+             "length_buckets", "max_length", "tokenizer_sample", "data_cache_dir", "subword_alpha",
              "subword_nbest", "tsv_text_columns"),
     "train": ("train_steps", "learning_rate", "warmup_steps", "lr_schedule", "clip_norm", "seed",
               "deterministic", "combiner", "precision", "jit_compile", "on_nonfinite",

@@ -14,6 +14,10 @@ flags.DEFINE_string("mix", "tsv:0.15", "Extra sources mixed into the training st
 flags.DEFINE_integer("vocab_size", 4000, "SentencePiece vocabulary size.")
 flags.DEFINE_bool("joint_vocab", True, "One vocabulary for source and target.")
 flags.DEFINE_integer("batch_tokens", 2048, "Token budget per training batch.")
+flags.DEFINE_enum("length_buckets", "auto", ["auto", "exact", "geometric"], "How training "
+                  "batches group examples by length: exact (one bucket per length, least "
+                  "padding), geometric (bounds 8, 12, 16, 20, 24, 32, ...: ten batch shapes, for "
+                  "XLA) or auto (geometric under --jit_compile, else exact).")
 flags.DEFINE_integer("max_length", 64, "Drop (and count) training pairs longer than this in "
                      "subwords.")
 flags.DEFINE_integer("tokenizer_sample", 300_000, "Sentences each SentencePiece model trains on: "

@@ -61,7 +61,7 @@ def train(config: Config) -> dict:
   # the train step splits each global batch between the replicas (distribute.replica_rows).
   dataset = c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
                                    pad_to_bucket=train_cfg.jit_compile)
-  iterator, fingerprint = iter(dataset), pipeline_fingerprint(dataset)
+  iterator, fingerprint = iter(dataset), pipeline_fingerprint(dataset, config)
   ckpt = make_checkpoint(c, iterator, fingerprint)
   manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(config.workdir),
                                        max_to_keep=train_cfg.keep_checkpoints)

@@ -1,4 +1,5 @@
 """load_data end to end on tiny written corpora: the batch contract, mixing, checkpointing."""
+import copy
 import dataclasses
 import math
 import random
@@ -8,6 +9,7 @@ import pytest
 import tensorflow as tf
 
 import data
+from data import pipeline
 from configs.config import DataConfig, DataSourceConfig
 from configs.errors import UserError
 from data.mo import write_mo
@@ -103,6 +105,38 @@ def test_pad_to_bucket_gives_one_shape_per_bucket(setup):
   assert shapes <= expected and len(shapes) >= 2, shapes
   loose = {tuple(b["source"].shape) for b in _batches(bundle, 60)}
   assert len(loose) > len(shapes)  # the guard: without it the shapes vary with each batch
+
+
+def test_exact_buckets_batch_one_length_each(setup):
+  """The default `exact` buckets: every batch holds examples of one length (the longer side,
+  EOS/BOS included), batch_tokens // (length + 1) of them once the bucket fills, so the longer
+  side of each batch pads nothing; `geometric` mixes lengths within a batch."""
+  _, bundle = setup
+  full = 0
+  for batch in _batches(bundle, 60):
+    lengths = np.maximum((batch["source"] != 0).sum(1), (batch["target_out"] != 0).sum(1))
+    assert len(set(lengths.tolist())) == 1, lengths
+    longest = max(batch["source"].shape[1], batch["target_out"].shape[1])
+    assert longest == lengths[0] and len(lengths) <= 128 // (longest + 1)
+    full += len(lengths) == 128 // (longest + 1)
+  assert full == 60  # the stream repeats: a bucket is only emitted full
+  geometric = copy.copy(bundle)  # the same prepared data, another bucketing
+  geometric.config = dataclasses.replace(bundle.config, length_buckets="geometric")
+  mixed = sum(len(set(np.maximum((b["source"] != 0).sum(1),
+                                 (b["target_out"] != 0).sum(1)).tolist())) > 1
+              for b in _batches(geometric, 30))
+  assert mixed >= 10
+
+
+def test_bucket_bounds_and_auto():
+  assert pipeline.bucket_boundaries(5, "exact") == [2, 3, 4, 5, 6]
+  assert pipeline.bucket_boundaries(64, "geometric") == [8, 12, 16, 20, 24, 32, 40, 48, 65]
+  assert pipeline.bucket_boundaries(80, "geometric") == [8, 12, 16, 20, 24, 32, 40, 48, 64, 81]
+  assert pipeline.resolve_length_buckets("auto", pad_to_bucket=False) == "exact"
+  assert pipeline.resolve_length_buckets("auto", pad_to_bucket=True) == "geometric"
+  assert pipeline.resolve_length_buckets("exact", pad_to_bucket=True) == "exact"
+  with pytest.raises(ValueError, match="length_buckets"):
+    pipeline.bucket_boundaries(16, "auto")
 
 
 def test_mixing_follows_weights(setup):

@@ -1,9 +1,13 @@
 """A checkpoint's data position is restored only into the input pipeline that saved it."""
+import dataclasses
+
 import tensorflow as tf
 
 import data
+from data import pipeline
 from tests_support import tiny_config
 from training import loop
+from training.components import pipeline_fingerprint
 
 
 def test_data_position_of_another_pipeline_is_not_restored(tmp_path, copy_corpus, monkeypatch):
@@ -30,3 +34,20 @@ def test_data_position_of_another_pipeline_is_not_restored(tmp_path, copy_corpus
   warnings.clear()
   loop.train(tiny_config(workdir, copy_corpus, False, train_steps=10, checkpoint_every=5))
   assert not any("input pipeline" in w for w in warnings), warnings  # same pipeline: restored
+
+
+def test_fingerprint_names_the_length_buckets(tmp_path):
+  """A data position holds each length bucket's unfinished batch, so it is only restored into a
+  stream with the same buckets: `auto` resolves to exact, or to geometric under --jit_compile,
+  and a workdir resumed with --jit_compile toggled must not take the other bucketing's state."""
+  dataset = tf.data.Dataset.from_tensors({"source": tf.zeros([1, 2], tf.int32)})
+  config = tiny_config(tmp_path, str(tmp_path), False)
+
+  def fingerprint(length_buckets, jit_compile=False):
+    return pipeline_fingerprint(dataset, dataclasses.replace(
+        config, data=dataclasses.replace(config.data, length_buckets=length_buckets),
+        train=dataclasses.replace(config.train, jit_compile=jit_compile)))
+
+  assert fingerprint("auto") == fingerprint("exact") != fingerprint("geometric")
+  assert fingerprint("auto", jit_compile=True) == fingerprint("geometric")
+  assert fingerprint("exact").startswith(f"{pipeline.PIPELINE_VERSION}|exact|")
