@@ -105,10 +105,14 @@ class DataBundle:
     datasets = [pipeline.read_prepared(b.split_files("train"), seed + i)
                 for i, b in enumerate(self.builders)]
     weights = [s.weight for s in self.config.sources]
-    buckets = pipeline.resolve_length_buckets(self.config.length_buckets, pad_to_bucket)
     return pipeline.train_stream(datasets, weights, self.encoder, batch_tokens,
                                  self.config.max_length, seed, self.config.shuffle_buffer,
-                                 pad_to_bucket, buckets)
+                                 pad_to_bucket, self.length_buckets(pad_to_bucket))
+
+  def length_buckets(self, pad_to_bucket: bool = False) -> str:
+    """The training stream's length buckets, `auto` resolved: exact, or geometric."""
+    pipeline = importlib.import_module("data.pipeline")
+    return pipeline.resolve_length_buckets(self.config.length_buckets, pad_to_bucket)
 
   def eval_dataset(self, split: str, batch_size: int, max_examples: int = 0,
                    source: int = 0) -> tf.data.Dataset:

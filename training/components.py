@@ -153,13 +153,11 @@ def variables_checkpoint(layer) -> tf.train.Checkpoint:
 PIPELINE_KEY = "data_pipeline"
 
 
-def pipeline_fingerprint(dataset: tf.data.Dataset, config: Config) -> str:
-  """What an iterator position saved from `dataset` (the training stream of `config`) fits:
-  pipeline.PIPELINE_VERSION (bumped when the stream's operations change), its length buckets
-  (resolved: a position holds each bucket's unfinished batch) and the batches' structure."""
-  pipeline = data_lib.pipeline
-  buckets = pipeline.resolve_length_buckets(config.data.length_buckets, config.train.jit_compile)
-  return f"{pipeline.PIPELINE_VERSION}|{buckets}|{dataset.element_spec}"
+def pipeline_fingerprint(dataset: tf.data.Dataset, length_buckets: str) -> str:
+  """What an iterator position saved from `dataset` fits: pipeline.PIPELINE_VERSION (bumped when
+  the stream's operations change), its `length_buckets` (resolved, `DataBundle.length_buckets`:
+  a position holds each bucket's unfinished batch) and the batches' structure."""
+  return f"{data_lib.pipeline.PIPELINE_VERSION}|{length_buckets}|{dataset.element_spec}"
 
 
 def make_checkpoint(c: Components, iterator=None, fingerprint: str = "") -> tf.train.Checkpoint:

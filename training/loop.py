@@ -59,9 +59,10 @@ def train(config: Config) -> dict:
       averaging.attach_ema(c)  # before make_checkpoint: the shadows are saved and resumed
   # One plain iterator (checkpointable: resuming restores the data position); under a strategy
   # the train step splits each global batch between the replicas (distribute.replica_rows).
-  dataset = c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed,
-                                   pad_to_bucket=train_cfg.jit_compile)
-  iterator, fingerprint = iter(dataset), pipeline_fingerprint(dataset, config)
+  pad_to_bucket = train_cfg.jit_compile
+  dataset = c.bundle.train_dataset(config.data.batch_tokens, train_cfg.seed, pad_to_bucket)
+  iterator = iter(dataset)
+  fingerprint = pipeline_fingerprint(dataset, c.bundle.length_buckets(pad_to_bucket))
   ckpt = make_checkpoint(c, iterator, fingerprint)
   manager = tf.train.CheckpointManager(ckpt, checkpoint_dir(config.workdir),
                                        max_to_keep=train_cfg.keep_checkpoints)

@@ -107,14 +107,21 @@ def test_pad_to_bucket_gives_one_shape_per_bucket(setup):
   assert len(loose) > len(shapes)  # the guard: without it the shapes vary with each batch
 
 
+def _example_lengths(batch):
+  """Each row's `pipeline.example_length`: the longer side's non-pad tokens."""
+  return np.maximum((batch["source"] != 0).sum(1), (batch["target_out"] != 0).sum(1))
+
+
 def test_exact_buckets_batch_one_length_each(setup):
   """The default `exact` buckets: every batch holds examples of one length (the longer side,
   EOS/BOS included), batch_tokens // (length + 1) of them once the bucket fills, so the longer
   side of each batch pads nothing; `geometric` mixes lengths within a batch."""
   _, bundle = setup
+  assert (bundle.length_buckets(), bundle.length_buckets(pad_to_bucket=True)) == (
+      "exact", "geometric")  # auto
   full = 0
   for batch in _batches(bundle, 60):
-    lengths = np.maximum((batch["source"] != 0).sum(1), (batch["target_out"] != 0).sum(1))
+    lengths = _example_lengths(batch)
     assert len(set(lengths.tolist())) == 1, lengths
     longest = max(batch["source"].shape[1], batch["target_out"].shape[1])
     assert longest == lengths[0] and len(lengths) <= 128 // (longest + 1)
@@ -122,9 +129,8 @@ def test_exact_buckets_batch_one_length_each(setup):
   assert full == 60  # the stream repeats: a bucket is only emitted full
   geometric = copy.copy(bundle)  # the same prepared data, another bucketing
   geometric.config = dataclasses.replace(bundle.config, length_buckets="geometric")
-  mixed = sum(len(set(np.maximum((b["source"] != 0).sum(1),
-                                 (b["target_out"] != 0).sum(1)).tolist())) > 1
-              for b in _batches(geometric, 30))
+  assert geometric.length_buckets() == "geometric"
+  mixed = sum(len(set(_example_lengths(b).tolist())) > 1 for b in _batches(geometric, 30))
   assert mixed >= 10
 
 
