@@ -7,6 +7,7 @@ import dataclasses
 import hashlib
 import importlib
 import importlib.util
+import math
 import os
 import re
 import sys
@@ -39,9 +40,13 @@ def _convert(head: str, option: str, value: str, kind):
       if lowered not in ("true", "false", "1", "0", "yes", "no"):
         raise ValueError
       return lowered in ("true", "1", "yes")
-    return kind(value)
+    converted = kind(value)
+    if kind is float and not math.isfinite(converted):
+      raise ValueError  # nan / inf: no option of any head means them
+    return converted
   except ValueError:
-    names = {int: "an integer", float: "a number", bool: "true or false", str: "a string"}
+    names = {int: "an integer", float: "a finite number", bool: "true or false",
+             str: "a string"}
     expected = (f"one of {', '.join(args)}" if origin is typing.Literal else
                 f"a '+'-separated list of {args[0].__name__}" if args else names[kind])
     raise UserError(f"head {head!r}: option {option!r} expects {expected}, got {value!r}") from None
@@ -61,6 +66,10 @@ def make_options(head_cls, spec: HeadSpec):
     options = head_cls.Options(**values)
   except (TypeError, ValueError) as e:
     raise UserError(f"head {spec.name!r}: {e}") from None
+  if options.weight < 0:
+    raise UserError(f"head {spec.name!r}: weight must be >= 0 (0 removes the head), got "
+                    f"{options.weight:g}; to reverse its gradient into the encoder use "
+                    f"grad_scale < 0")
   validate = getattr(options, "validate", None)
   if validate is not None:
     try:

@@ -35,7 +35,11 @@ def test_parse_spec():
     ("price:buckets", "expected opt=value"),
     ("price;price", "more than once"),
     ("price:weight=0.3;:buckets=2", "bad head name in ':buckets=2'"),
-    ("price:weight=", "option 'weight' expects a number, got ''"),
+    ("price:weight=", "option 'weight' expects a finite number, got ''"),
+    ("price:weight=nan", "option 'weight' expects a finite number, got 'nan'"),
+    ("price:grad_scale=-inf", "option 'grad_scale' expects a finite number, got '-inf'"),
+    ("price:weight=-1", "head 'price': weight must be >= 0 \\(0 removes the head\\), got -1; "
+     "to reverse its gradient into the encoder use grad_scale < 0"),
     ("price:batch_norm=maybe", "option 'batch_norm' expects true or false, got 'maybe'"),
     ("attention_entropy:sign=2", "head 'attention_entropy': sign must be 1 or -1, got 2.0"),
     ("attention_entropy:layers=0|1", "option 'layers' expects all, last or indices like 0\\+2"),

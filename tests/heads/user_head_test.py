@@ -46,7 +46,7 @@ def test_documented_errors_and_listing(my_heads_py):
   import_head_modules([str(my_heads_py)])  # importing the same file again is a no-op
   for spec, message in [
       ("sentence_length:scale=x",
-       "head 'sentence_length': option 'scale' expects a number, got 'x'"),
+       "head 'sentence_length': option 'scale' expects a finite number, got 'x'"),
       ("sentence_length:scal=1", "head 'sentence_length' has no option 'scal'; options: weight, "
                                  "grad_scale, scale"),
       ("sentence_length:scale=-1", "head 'sentence_length': scale must be > 0, got -1.0")]:
